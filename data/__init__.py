@@ -1,0 +1,1 @@
+"""Runtime data shipped with sinkmap: coefficient tables and the demo county outline."""

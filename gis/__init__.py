@@ -1,0 +1,37 @@
+"""gis: sinkmap's spatial foundation (grids, CRS, I/O, alignment, zonal tables, streaming).
+
+Depends on nothing else in sinkmap. Everything above it (layers, sinks, maps, the application)
+builds on these types: :class:`~gis.grid.GridSpec` and the sinkmap raster (an
+``xarray.DataArray`` with CRS/nodata via rioxarray and ``units``/``kind`` attrs).
+"""
+
+from gis.crs import (
+    OffsetWarning,
+    assert_same_crs,
+    check_offset,
+    projected_crs_for,
+    require_projected,
+)
+from gis.errors import (
+    ConfigError,
+    CoefficientError,
+    CoverageError,
+    CRSError,
+    CRSMismatchError,
+    GridMismatchError,
+    InputError,
+    NoDataError,
+    OutputExistsError,
+    SinkmapError,
+)
+from gis.grid import GridSpec, align_to, assert_same_grid, like, make_raster
+from gis.raster_io import assert_has_data, read_raster, valid_mask, write_cog
+from gis.vector_io import read_vector, write_vector
+
+__all__ = [
+    "CRSError", "CRSMismatchError", "CoefficientError", "ConfigError", "CoverageError",
+    "GridMismatchError", "GridSpec", "InputError", "NoDataError", "OffsetWarning",
+    "OutputExistsError", "SinkmapError", "align_to", "assert_has_data", "assert_same_crs",
+    "assert_same_grid", "check_offset", "like", "make_raster", "projected_crs_for",
+    "read_raster", "read_vector", "require_projected", "valid_mask", "write_cog", "write_vector",
+]
