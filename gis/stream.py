@@ -1,0 +1,69 @@
+"""Chunked processing: walk a raster block by block, never holding more than one block.
+
+These helpers are the only place that turns dask blocks into numpy; every per-pixel step in
+sinkmap is either a lazy ``dask.array.map_blocks`` (see :func:`map_lut`) or a reduction written
+with :func:`iter_blocks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dask.array as dsa
+import numpy as np
+import xarray as xr
+from rasterio.windows import Window
+
+from gis.grid import DEFAULT_CHUNK
+
+
+def as_dask(da: xr.DataArray, chunks: int = DEFAULT_CHUNK) -> dsa.Array:
+    return da.data if isinstance(da.data, dsa.Array) else dsa.from_array(np.asarray(da.data),
+                                                                        chunks=chunks)
+
+
+def iter_blocks(da: xr.DataArray) -> Iterator[tuple[Window, np.ndarray]]:
+    """Yield ``(window, block)`` for each block of ``da`` in row-major order."""
+    data = as_dask(da)
+    r_off = np.cumsum((0, *data.chunks[0]))
+    c_off = np.cumsum((0, *data.chunks[1]))
+    for bi, bj in np.ndindex(*data.numblocks):
+        block = np.asarray(data.blocks[bi, bj].compute())
+        yield Window(int(c_off[bj]), int(r_off[bi]), block.shape[1], block.shape[0]), block
+
+
+def unique_values(da: xr.DataArray) -> np.ndarray:
+    """Sorted distinct values of ``da``, nodata (and NaN) excluded, computed block by block."""
+    nod = da.rio.nodata
+    seen: set = set()
+    for _, block in iter_blocks(da):
+        u = np.unique(block)
+        if nod is not None:
+            u = u[u != nod]
+        if u.dtype.kind == "f":
+            u = u[~np.isnan(u)]
+        seen.update(u.tolist())
+    return np.array(sorted(seen))
+
+
+def map_lut(da: xr.DataArray, codes: np.ndarray, values: np.ndarray, *, nodata_out: float,
+            dtype: np.dtype | str = "float32") -> dsa.Array:
+    """Lazily replace each class code by ``values[codes == code]``; nodata -> ``nodata_out``.
+
+    Codes absent from ``codes`` also become ``nodata_out`` (callers check coverage first, see
+    ``sinks.coefficients.require_codes``).
+    """
+    order = np.argsort(codes)
+    codes_s, values_s = np.asarray(codes)[order], np.asarray(values, dtype=dtype)[order]
+    nod = da.rio.nodata
+    out_dtype = np.dtype(dtype)
+
+    def _block(block: np.ndarray) -> np.ndarray:
+        idx = np.searchsorted(codes_s, block)
+        idx = np.clip(idx, 0, len(codes_s) - 1)
+        hit = codes_s[idx] == block
+        if nod is not None:
+            hit &= block != nod
+        return np.where(hit, values_s[idx], np.asarray(nodata_out, dtype=out_dtype))
+
+    return as_dask(da).map_blocks(_block, dtype=out_dtype)

@@ -1,0 +1,5 @@
+import sys
+
+from sinkmap.cli import main
+
+sys.exit(main())

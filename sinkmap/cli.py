@@ -1,0 +1,97 @@
+"""The ``sinkmap`` command: a thin layer over the library (no computation lives here)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from gis.errors import ConfigError, SinkmapError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sinkmap",
+        description="Carbon-sink and land-use mapping for a county: validate a project, run "
+        "it, or generate and run the demo county.")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="generate the demo county (Meihekou) and run the baseline")
+    d.add_argument("--out", type=Path, default=Path("sinkmap-demo"), help="output folder")
+    d.add_argument("--resolution", type=float, default=30.0, help="cell size in metres (30)")
+    d.add_argument("--seed", type=int, default=2020, help="random seed of the generator")
+    d.add_argument("--lang", choices=("zh", "en"), default="zh", help="map language")
+    d.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+
+    r = sub.add_parser("run", help="run the carbon baseline for a project file")
+    r.add_argument("project", type=Path, help="project file (TOML)")
+    r.add_argument("--out", type=Path, help="output folder (default: [outputs] dir)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+    v = sub.add_parser("validate", help="check a project file and all its inputs, report every "
+                       "problem, exit non-zero if any")
+    v.add_argument("project", type=Path, help="project file (TOML)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    try:
+        return _dispatch(args)
+    except ConfigError as e:
+        print(f"sinkmap: {e}", file=sys.stderr)
+        return 2
+    except SinkmapError as e:
+        print(f"sinkmap: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sinkmap: interrupted; no output was left behind", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from sinkmap.config import load_config, validate
+
+    if args.command == "validate":
+        cfg = load_config(args.project)
+        problems = validate(cfg)
+        if problems:
+            raise ConfigError(problems, source=args.project)
+        print(f"{args.project}: OK ({len(cfg.years)} year(s): "
+              f"{', '.join(map(str, cfg.years))}; zones {cfg.zones.name})")
+        return 0
+    if args.command == "run":
+        from sinkmap.pipeline import run
+
+        res = run(load_config(args.project, out_dir=args.out), overwrite=args.overwrite,
+                  verbose=not args.quiet)
+        _report(res.out_dir, res.summary)
+        return 0
+    if args.command == "demo":
+        from sinkmap.demo import run_demo
+
+        res = run_demo(args.out, resolution_m=args.resolution, seed=args.seed, lang=args.lang,
+                       overwrite=args.overwrite, verbose=not args.quiet)
+        _report(res.out_dir, res.summary)
+        return 0
+    raise AssertionError(args.command)  # argparse guarantees a known command
+
+
+def _report(out: Path, summary: dict) -> None:
+    for year, t in summary["totals"].items():
+        print(f"{year}: carbon stock {t['stock_tC']:,.0f} t C over {t['valid_area_ha']:,.0f} ha")
+    if "change" in summary:
+        c = summary["change"]
+        print(f"{c['from']}-{c['to']}: sink {c['sink_tCO2e']:,.0f} t CO2e "
+              f"({c['sink_tCO2e_per_yr']:,.0f} t CO2e/yr; removal positive)")
+    print(f"outputs: {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

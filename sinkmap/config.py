@@ -1,0 +1,267 @@
+"""The project file (TOML): what to read, how to classify, which tables, where to write.
+
+```toml
+[project]
+name = "梅河口市 碳汇本底"
+crs = "EPSG:4551"            # optional: the CRS every input must already be in
+
+[region]
+boundary = "inputs/boundary.gpkg"
+
+[zones]                      # townships, or any polygons
+path = "inputs/townships.gpkg"
+id_field = "code"
+name_field = "name_zh"
+encoding = "GB18030"         # optional, for Shapefiles whose DBF has no .cpg
+
+[landcover]
+scheme = "gbt21010"          # a shipped scheme, or a CSV path
+[landcover.years]
+2020 = "inputs/landcover_2020.tif"
+2025 = "inputs/landcover_2025.tif"
+
+[carbon]
+table = "default"            # a shipped table, or a CSV path (overrides it)
+
+[outputs]
+dir = "outputs"
+zonal_method = "centre"      # or "fraction" (exact fractional coverage)
+lang = "zh"                  # map labels: zh or en
+```
+
+Relative paths are relative to the project file. :func:`load_config` checks the structure;
+:func:`validate` opens every input and collects *every* problem before any work starts.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyogrio
+import rasterio
+
+from gis.crs import as_crs, crs_label, is_metric_projected
+from gis.errors import ConfigError, SinkmapError
+from gis.grid import GridSpec
+from gis.raster_io import read_raster
+from layers.landcover import check_codes, load_scheme, present_codes
+from sinks.coefficients import load_carbon_table, require_codes
+
+ZONAL_METHODS = ("centre", "fraction")
+LANGS = ("zh", "en")
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    path: Path
+    name: str
+    crs: str | None
+    boundary: Path | None
+    zones: Path
+    zone_id_field: str
+    zone_name_field: str
+    zone_encoding: str | None
+    scheme: str
+    landcover: dict[int, Path]
+    carbon_table: str
+    out_dir: Path
+    zonal_method: str = "centre"
+    lang: str = "zh"
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def years(self) -> list[int]:
+        return sorted(self.landcover)
+
+    def input_paths(self) -> list[Path]:
+        paths = [self.zones, *self.landcover.values()]
+        if self.boundary:
+            paths.append(self.boundary)
+        for ref in (self.scheme, self.carbon_table):
+            p = self.path.parent / ref
+            if p.suffix.lower() == ".csv":
+                paths.append(p)
+        return paths
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _table_ref(base: Path, value: str) -> str:
+    return str(_resolve(base, value)) if value.lower().endswith(".csv") else value
+
+
+def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> ProjectConfig:
+    """Parse and structurally check a project file; every problem is reported at once."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(["project file does not exist"], source=p)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], source=p) from exc
+    base = p.parent.resolve()
+    problems: list[str] = []
+
+    def section(name: str) -> dict[str, Any]:
+        s = raw.get(name, {})
+        if not isinstance(s, dict):
+            problems.append(f"[{name}] must be a table")
+            return {}
+        return s
+
+    def need(sec: dict[str, Any], sec_name: str, key: str) -> str:
+        v = sec.get(key)
+        if not isinstance(v, str) or not v.strip():
+            problems.append(f"[{sec_name}] {key} is required (a string)")
+            return ""
+        return v
+
+    proj, region, zones = section("project"), section("region"), section("zones")
+    lc, carbon, outputs = section("landcover"), section("carbon"), section("outputs")
+    years_raw = lc.get("years", {})
+    landcover: dict[int, Path] = {}
+    if not isinstance(years_raw, dict) or not years_raw:
+        problems.append("[landcover.years] must map at least one year to a raster, "
+                        'e.g. 2020 = "lc2020.tif"')
+    else:
+        for y, f in years_raw.items():
+            if not str(y).isdigit() or not isinstance(f, str):
+                problems.append(f"[landcover.years] {y!r} = {f!r}: use YEAR = \"path\"")
+            else:
+                landcover[int(y)] = _resolve(base, f)
+    method = outputs.get("zonal_method", "centre")
+    if method not in ZONAL_METHODS:
+        problems.append(f"[outputs] zonal_method must be one of {ZONAL_METHODS}, got {method!r}")
+    lang = outputs.get("lang", "zh")
+    if lang not in LANGS:
+        problems.append(f"[outputs] lang must be one of {LANGS}, got {lang!r}")
+    zpath = need(zones, "zones", "path")
+    zid = need(zones, "zones", "id_field")
+    boundary = region.get("boundary")
+    cfg = ProjectConfig(
+        path=p.resolve(),
+        name=str(proj.get("name", p.stem)),
+        crs=proj.get("crs"),
+        boundary=_resolve(base, boundary) if isinstance(boundary, str) else None,
+        zones=_resolve(base, zpath) if zpath else base,
+        zone_id_field=zid,
+        zone_name_field=str(zones.get("name_field", zid)),
+        zone_encoding=zones.get("encoding"),
+        scheme=_table_ref(base, str(lc.get("scheme", "gbt21010"))),
+        landcover=landcover,
+        carbon_table=_table_ref(base, str(carbon.get("table", "default"))),
+        out_dir=Path(out_dir) if out_dir else _resolve(base, str(outputs.get("dir", "outputs"))),
+        zonal_method=method,
+        lang=lang,
+        raw=raw,
+    )
+    if problems:
+        raise ConfigError(problems, source=p)
+    return cfg
+
+
+def validate(cfg: ProjectConfig, *, scan_codes: bool = True) -> list[str]:
+    """Open every input and return every problem found (empty list: ready to run).
+
+    Checks: files exist and are readable; CRSs present, projected in metres, and identical
+    across inputs; land-cover grids identical across years; zone fields exist; every land-cover
+    code is in the class scheme and has carbon coefficients (``scan_codes`` reads the rasters
+    block by block to find the codes).
+    """
+    problems: list[str] = []
+
+    def add(source: object, msg: str) -> None:
+        problems.append(f"{source}: {msg}")
+
+    want_crs = None
+    if cfg.crs:
+        try:
+            want_crs = as_crs(cfg.crs)
+        except SinkmapError as e:
+            add(cfg.path, f"[project] crs: {e.problem}")
+    ref_crs, ref_name = want_crs, "[project] crs"
+
+    def check_crs(name: object, crs: Any) -> None:
+        nonlocal ref_crs, ref_name
+        if crs is None:
+            add(name, "has no CRS; fix: assign one (e.g. EPSG:4551) to the file")
+            return
+        c = as_crs(crs)
+        if not is_metric_projected(c):
+            add(name, f"CRS {crs_label(c)} is not projected in metres, so areas cannot be "
+                "measured; fix: reproject it (China: CGCS2000 Gauss-Kruger EPSG:4534-4554)")
+        if ref_crs is None:
+            ref_crs, ref_name = c, str(name)
+        elif c != ref_crs:
+            add(name, f"CRS {crs_label(c)} differs from {crs_label(ref_crs)} of {ref_name}; "
+                "fix: reproject it to match")
+
+    try:
+        scheme = load_scheme(cfg.scheme)
+    except SinkmapError as e:
+        problems.append(str(e))
+        scheme = None
+    try:
+        table = load_carbon_table(cfg.carbon_table)
+    except SinkmapError as e:
+        problems.append(str(e))
+        table = None
+
+    grids: dict[int, GridSpec] = {}
+    for year, path in sorted(cfg.landcover.items()):
+        if not path.exists():
+            add(path, f"land cover {year} does not exist; fix: check [landcover.years] {year}")
+            continue
+        try:
+            with rasterio.open(path) as src:
+                check_crs(path, src.crs)
+                if src.crs is not None:
+                    grids[year] = GridSpec.create(src.crs, src.transform, src.shape)
+                if src.dtypes[0].startswith("float"):
+                    add(path, "land cover is floating point; fix: store class codes as integers")
+        except rasterio.errors.RasterioIOError as exc:
+            add(path, f"cannot be read as a raster ({exc})")
+    if grids:
+        y0 = min(grids)
+        for y, g in grids.items():
+            if g != grids[y0]:
+                add(cfg.landcover[y], f"grid ({g.describe()}) differs from {y0} "
+                    f"({grids[y0].describe()}); fix: align it with gis.grid.align_to "
+                    "(nearest/mode resampling for classes)")
+    for name, path in (("zones", cfg.zones), ("boundary", cfg.boundary)):
+        if path is None:
+            continue
+        if not path.exists() or path.is_dir():
+            add(path, f"{name} file does not exist")
+            continue
+        try:
+            info = pyogrio.read_info(path, encoding=cfg.zone_encoding if name == "zones" else None)
+        except Exception as exc:
+            add(path, f"cannot be read as a vector layer ({exc})")
+            continue
+        check_crs(path, info.get("crs"))
+        if name == "zones":
+            fields = list(info["fields"])
+            for f in {cfg.zone_id_field, cfg.zone_name_field}:
+                if f not in fields:
+                    add(path, f"zone field {f!r} not found; available: {', '.join(fields)}")
+    if scan_codes and scheme is not None and table is not None:
+        for year, path in sorted(cfg.landcover.items()):
+            if year not in grids:
+                continue
+            try:
+                codes = present_codes(read_raster(path))
+                if codes.size == 0:
+                    add(path, "holds only nodata cells")
+                    continue
+                check_codes(codes, scheme, source=path)
+                require_codes(codes, table, source=path)
+            except SinkmapError as e:
+                problems.append(str(e))
+    return problems

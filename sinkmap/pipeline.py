@@ -1,0 +1,206 @@
+"""The carbon-baseline pipeline: validate, then land cover -> density -> township tables -> map.
+
+This module only orchestrates: every computation is a library function in gis/, layers/,
+sinks/ or maps/. All outputs are written into a temporary folder that is renamed onto the
+output folder at the very end, so a failed run leaves no half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from gis.atomic import atomic_path
+from gis.crs import assert_same_crs, check_offset
+from gis.errors import ConfigError, CoverageError
+from gis.raster_io import read_raster, write_cog
+from gis.vector_io import read_vector
+from gis.zonal import M2_PER_MU, class_area_table
+from layers.landcover import load_scheme
+from maps.carbon_map import carbon_density_map, save_map
+from sinkmap.config import ProjectConfig, validate
+from sinkmap.manifest import write_manifest
+from sinkmap.progress import Steps
+from sinks.coefficients import CarbonTable, load_carbon_table
+from sinks.density import CO2_PER_C, carbon_density
+
+log = logging.getLogger(__name__)
+
+HEADERS = {  # machine column -> (中文, English) for the XLSX and the map
+    "zone": ("乡镇代码", "Township code"),
+    "name": ("乡镇", "Township"),
+    "area_ha": ("面积 (ha)", "Area (ha)"),
+    "area_mu": ("面积 (亩)", "Area (mu)"),
+    "stock_tC": ("碳储量 (t C)", "Carbon stock (t C)"),
+    "mean_density_tC_per_ha": ("平均碳密度 (t C/ha)", "Mean carbon density (t C/ha)"),
+    "stock_change_tC": ("碳储量变化 (t C)", "Stock change (t C)"),
+    "sink_tCO2e": ("碳汇量 (t CO2e, 吸收为正)", "Sink (t CO2e, removal positive)"),
+    "sink_tCO2e_per_yr": ("年均碳汇量 (t CO2e/年)", "Annual sink (t CO2e/yr)"),
+}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out_dir: Path
+    summary: dict[str, Any]
+
+
+def header(col: str, lang: str) -> str:
+    """Display label of a township-table column, e.g. ``stock_tC_2020`` -> ``碳储量 (t C) 2020``."""
+    base, _, year = col.rpartition("_")
+    if not year.isdigit():
+        base, year = col, ""
+    zh, en = HEADERS.get(base, (col, col))
+    label = zh if lang == "zh" else en
+    return f"{label} {year}".strip()
+
+
+def stocks_by_zone(areas: pd.DataFrame, table: CarbonTable) -> pd.DataFrame:
+    """Per-zone stock (t C) and mean density from a class-area table and per-class densities."""
+    dens = table.total()
+    a = areas.assign(stock_tC=areas["area_ha"] * areas["class"].map(dens))
+    g = a.groupby("zone", sort=True).agg(valid_area_ha=("area_ha", "sum"),
+                                         stock_tC=("stock_tC", "sum"))
+    g["mean_density_tC_per_ha"] = g["stock_tC"] / g["valid_area_ha"]
+    return g
+
+
+def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) -> RunResult:
+    """Run the carbon baseline for a project; returns the output folder and the summary."""
+    steps = Steps(total=4 + 3 * len(cfg.years), verbose=verbose)
+    with steps.step("validate inputs"):
+        problems = validate(cfg)
+        if problems:
+            raise ConfigError(problems, source=cfg.path)
+        scheme = load_scheme(cfg.scheme)
+        table = load_carbon_table(cfg.carbon_table)
+        zones = read_vector(cfg.zones, encoding=cfg.zone_encoding)
+    inputs = cfg.input_paths()
+    with atomic_path(cfg.out_dir, overwrite=overwrite, inputs=inputs) as stage:
+        stage.mkdir(parents=True)
+        per_year: dict[int, pd.DataFrame] = {}
+        long_tables = []
+        density = None
+        for year in cfg.years:
+            lc = read_raster(cfg.landcover[year], kind="categorical")
+            assert_same_crs(lc.rio.crs, zones.crs, names=(str(cfg.landcover[year]), str(cfg.zones)))
+            with steps.step(f"class areas per township {year}"):
+                areas = class_area_table(lc, zones, cfg.zone_id_field, method=cfg.zonal_method)
+                if areas.empty:
+                    raise CoverageError("no zone overlaps a valid land-cover cell",
+                                        source=cfg.zones, fix="check zones and raster extents")
+            long_tables.append(areas.assign(year=year))
+            per_year[year] = stocks_by_zone(areas, table)
+            with steps.step(f"carbon density {year}"):
+                density = carbon_density(lc, table)
+                write_cog(density, stage / f"carbon_density_tC_per_ha_{year}.tif",
+                          progress=steps.blocks)
+            with steps.step(f"check zones against boundary {year}"):
+                if cfg.boundary is not None and year == cfg.years[0]:
+                    boundary = read_vector(cfg.boundary)
+                    assert_same_crs(zones.crs, boundary.crs,
+                                    names=(str(cfg.zones), str(cfg.boundary)))
+                    check_offset(boundary.union_all(), zones.union_all(), crs=zones.crs,
+                                 names=(str(cfg.boundary), str(cfg.zones)))
+        with steps.step("township tables"):
+            town, summary = township_table(cfg, zones, per_year, table, long_tables[-1])
+            write_tables(stage, town, pd.concat(long_tables, ignore_index=True), scheme, cfg)
+        with steps.step("map"):
+            assert density is not None
+            joined = zones[[cfg.zone_id_field, cfg.zone_name_field, "geometry"]].merge(
+                town, left_on=cfg.zone_id_field, right_on="zone", how="left")
+            y = cfg.years[-1]
+            cols = {f"stock_tC_{y}": header(f"stock_tC_{y}", cfg.lang),
+                    f"mean_density_tC_per_ha_{y}": header(f"mean_density_tC_per_ha_{y}", cfg.lang),
+                    "area_ha": header("area_ha", cfg.lang)}
+            if "sink_tCO2e" in town:
+                cols["sink_tCO2e"] = header("sink_tCO2e", cfg.lang)
+            title = (f"{cfg.name} — 碳密度 {y}" if cfg.lang == "zh"
+                     else f"{cfg.name} — carbon density {y}")
+            note = (f"sinkmap {summary['sinkmap_version']}; coefficients: {table.name} "
+                    f"({summary['unverified_stock_share_pct']:.0f}% of stock on unverified rows)")
+            m = carbon_density_map(density, joined, zone_label=cfg.zone_name_field,
+                                   value_columns=cols, title=title, lang=cfg.lang,
+                                   source_note=note)
+            save_map(m, stage / "map.html")
+        with steps.step("manifest"):
+            (stage / "summary.json").write_text(
+                json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+            params = {"project_file": cfg.path.name, "config": cfg.raw,
+                      "zonal_method": cfg.zonal_method, "carbon_table": table.source,
+                      "class_scheme": scheme.source}
+            write_manifest(stage / "manifest.json", inputs=inputs, outputs_dir=stage,
+                           parameters=params, timings=steps.timings, input_base=cfg.path.parent)
+    return RunResult(cfg.out_dir, summary)
+
+
+def township_table(cfg: ProjectConfig, zones: gpd.GeoDataFrame,
+                   per_year: dict[int, pd.DataFrame], table: CarbonTable,
+                   last_areas: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One row per zone: area, stock and mean density per year, change and sink (t CO2e)."""
+    from sinkmap import __version__
+
+    z = zones[[cfg.zone_id_field, cfg.zone_name_field]].copy()
+    z.columns = ["zone", "name"]
+    z["area_ha"] = zones.geometry.area.to_numpy() / 10_000
+    z["area_mu"] = zones.geometry.area.to_numpy() / M2_PER_MU
+    z = z.set_index("zone")
+    totals: dict[str, Any] = {}
+    for y, g in per_year.items():
+        z[f"stock_tC_{y}"] = g["stock_tC"]
+        z[f"mean_density_tC_per_ha_{y}"] = g["mean_density_tC_per_ha"]
+        totals[str(y)] = {"stock_tC": float(g["stock_tC"].sum()),
+                          "stock_tCO2e": float(g["stock_tC"].sum() * CO2_PER_C),
+                          "valid_area_ha": float(g["valid_area_ha"].sum())}
+    years = sorted(per_year)
+    summary: dict[str, Any] = {
+        "sinkmap_version": __version__, "project": cfg.name, "years": years,
+        "zonal_method": cfg.zonal_method, "carbon_table": table.name, "totals": totals,
+        "sign_convention": "sink = stock(last) - stock(first); removal from the atmosphere is "
+                           "positive, emission negative",
+    }
+    if len(years) >= 2:
+        y0, y1 = years[0], years[-1]
+        z["stock_change_tC"] = z[f"stock_tC_{y1}"] - z[f"stock_tC_{y0}"]
+        z["sink_tCO2e"] = z["stock_change_tC"] * CO2_PER_C
+        z["sink_tCO2e_per_yr"] = z["sink_tCO2e"] / (y1 - y0)
+        change = totals[str(y1)]["stock_tC"] - totals[str(y0)]["stock_tC"]
+        summary["change"] = {"from": y0, "to": y1, "stock_change_tC": change,
+                             "sink_tCO2e": change * CO2_PER_C,
+                             "sink_tCO2e_per_yr": change * CO2_PER_C / (y1 - y0)}
+    last = per_year[years[-1]]
+    summary["unverified_stock_share_pct"] = unverified_share_pct(last_areas, table)
+    summary["townships"] = int(len(z))
+    summary["zones_without_data"] = sorted(map(str, set(z.index) - set(last.index)))
+    return z.reset_index(), summary
+
+
+def unverified_share_pct(areas: pd.DataFrame, table: CarbonTable) -> float:
+    """Share (%) of the stock that rests on coefficient rows not verified against a source."""
+    stock = areas["area_ha"] * areas["class"].map(table.total())
+    total = float(stock.sum())
+    unverified = areas["class"].isin(table.unverified_codes())
+    return 100.0 * float(stock[unverified].sum()) / total if total else 0.0
+
+
+def write_tables(stage: Path, town: pd.DataFrame, areas: pd.DataFrame, scheme: Any,
+                 cfg: ProjectConfig) -> None:
+    town.to_csv(stage / "townships.csv", index=False, encoding="utf-8-sig", float_format="%.4f")
+    names = scheme.table
+    a = areas.assign(name_zh=areas["class"].map(names["name_zh"]),
+                     name_en=areas["class"].map(names["name_en"]))
+    a = a[["year", "zone", "class", "name_zh", "name_en", "cells", "area_m2", "area_ha",
+           "area_mu"]]
+    a.to_csv(stage / "class_area_by_township.csv", index=False, encoding="utf-8-sig",
+             float_format="%.4f")
+    with pd.ExcelWriter(stage / "townships.xlsx", engine="openpyxl") as xw:
+        for lang, sheet in (("zh", "乡镇碳储量"), ("en", "township carbon")):
+            town.rename(columns=lambda c, lang=lang: header(c, lang)).to_excel(
+                xw, sheet_name=sheet, index=False)
+        a.to_excel(xw, sheet_name="class_area 地类面积", index=False)

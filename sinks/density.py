@@ -1,0 +1,49 @@
+"""Carbon density and stock rasters from a land-cover raster and a per-class table.
+
+Per pixel: density (t C/ha) = the class's pool value(s) from the coefficient table; stock (t C) =
+density x pixel area (ha). Both are lazy, block-wise rasters on the land cover's grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from gis.crs import require_projected
+from gis.grid import GridSpec, like
+from gis.stream import map_lut
+from sinks.coefficients import POOLS, CarbonTable
+
+M2_PER_HA = 10_000.0
+CO2_PER_C = 44.0 / 12.0  # t CO2 per t C
+
+
+def carbon_density(landcover: xr.DataArray, table: CarbonTable, *, pool: str = "total"
+                   ) -> xr.DataArray:
+    """Carbon density in t C/ha (float32, NaN = nodata) of one pool or of all four (``total``).
+
+    Call :func:`sinks.coefficients.require_codes` first: codes without a row become nodata here.
+    """
+    if pool == "total":
+        values = table.total().to_numpy()
+    elif pool in POOLS:
+        values = table.table[pool].to_numpy()
+    else:
+        raise ValueError(f"pool must be 'total' or one of {POOLS}, got {pool!r}")
+    data = map_lut(landcover, table.table.index.to_numpy(), values, nodata_out=np.nan)
+    out = like(landcover, data, nodata=np.nan, units="tC_per_ha", kind="continuous",
+               name=f"carbon_density_{pool}_tC_per_ha")
+    out.attrs.update(coefficients=table.source, pool=pool)
+    return out
+
+
+def carbon_stock(density: xr.DataArray) -> xr.DataArray:
+    """Carbon stock per pixel in t C: density (t C/ha) x pixel area (ha); projected CRS only."""
+    if density.attrs.get("units") != "tC_per_ha":
+        raise ValueError(f"expected a density in tC_per_ha, got {density.attrs.get('units')!r}")
+    require_projected(density.rio.crs, source=density.name, purpose="carbon stock (area)")
+    pixel_ha = GridSpec.of(density).pixel_area_m2 / M2_PER_HA
+    out = like(density, density.data * np.float32(pixel_ha), nodata=np.nan, units="tC",
+               kind="continuous", name="carbon_stock_tC")
+    out.attrs.update({k: v for k, v in density.attrs.items() if k in ("coefficients", "pool")})
+    return out
