@@ -15,6 +15,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="sinkmap",
         description="Carbon-sink and land-use mapping for a county: validate a project, run "
         "it, or generate and run the demo county.")
+    from sinkmap import __version__
+
+    p.add_argument("--version", action="version", version=f"sinkmap {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     sub = p.add_subparsers(dest="command", required=True)

@@ -113,7 +113,7 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
             write_tables(stage, town, pd.concat(long_tables, ignore_index=True), scheme, cfg)
         with steps.step("map"):
             assert density is not None
-            joined = zones[[cfg.zone_id_field, cfg.zone_name_field, "geometry"]].merge(
+            joined = zones[[cfg.zone_id_field, zones.geometry.name]].merge(
                 town, left_on=cfg.zone_id_field, right_on="zone", how="left")
             y = cfg.years[-1]
             cols = {f"stock_tC_{y}": header(f"stock_tC_{y}", cfg.lang),
@@ -125,7 +125,7 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
                      else f"{cfg.name} — carbon density {y}")
             note = (f"sinkmap {summary['sinkmap_version']}; coefficients: {table.name} "
                     f"({summary['unverified_stock_share_pct']:.0f}% of stock on unverified rows)")
-            m = carbon_density_map(density, joined, zone_label=cfg.zone_name_field,
+            m = carbon_density_map(density, joined, zone_label="name",
                                    value_columns=cols, title=title, lang=cfg.lang,
                                    source_note=note)
             save_map(m, stage / "map.html")
@@ -191,14 +191,14 @@ def unverified_share_pct(areas: pd.DataFrame, table: CarbonTable) -> float:
 
 def write_tables(stage: Path, town: pd.DataFrame, areas: pd.DataFrame, scheme: Any,
                  cfg: ProjectConfig) -> None:
-    town.to_csv(stage / "townships.csv", index=False, encoding="utf-8-sig", float_format="%.4f")
+    town.to_csv(stage / "townships.csv", index=False, encoding="utf-8-sig", float_format="%.6f")
     names = scheme.table
     a = areas.assign(name_zh=areas["class"].map(names["name_zh"]),
                      name_en=areas["class"].map(names["name_en"]))
     a = a[["year", "zone", "class", "name_zh", "name_en", "cells", "area_m2", "area_ha",
            "area_mu"]]
     a.to_csv(stage / "class_area_by_township.csv", index=False, encoding="utf-8-sig",
-             float_format="%.4f")
+             float_format="%.6f")
     with pd.ExcelWriter(stage / "townships.xlsx", engine="openpyxl") as xw:
         for lang, sheet in (("zh", "乡镇碳储量"), ("en", "township carbon")):
             town.rename(columns=lambda c, lang=lang: header(c, lang)).to_excel(

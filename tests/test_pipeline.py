@@ -1,0 +1,149 @@
+"""End to end on a tiny hand-made project: totals computed by hand, errors, atomic outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import rasterio
+
+import sinkmap.pipeline as pipeline
+from gis.errors import ConfigError, OutputExistsError
+from sinkmap.cli import main
+from sinkmap.config import load_config, validate
+from tests.project_fixture import make_project
+
+CELL_HA = 0.01  # 10 m x 10 m
+
+
+def test_hand_computed_totals_user_table(tmp_path):
+    res = pipeline.run(load_config(make_project(tmp_path)), verbose=False)
+    out = res.out_dir
+    t = pd.read_csv(out / "townships.csv", encoding="utf-8-sig").set_index("zone")
+    # West: 6 forest cells x 100 t/ha x 0.01 ha = 6.0 t C (river cells 0, two nodata cells)
+    # East 2020: 8 dry-land x 50 + 4 paddy x 60 -> (400 + 240) x 0.01 = 6.4 t C
+    # East 2025: 3 forest x 100 + 5 dry x 50 + 4 paddy x 60 -> (300 + 250 + 240) x 0.01 = 7.9
+    assert t.loc["W", "stock_tC_2020"] == pytest.approx(6.0)
+    assert t.loc["E", "stock_tC_2020"] == pytest.approx(6.4)
+    assert t.loc["E", "stock_tC_2025"] == pytest.approx(7.9)
+    assert t.loc["E", "stock_change_tC"] == pytest.approx(1.5)
+    assert t.loc["E", "sink_tCO2e"] == pytest.approx(1.5 * 44 / 12)
+    assert t.loc["E", "sink_tCO2e_per_yr"] == pytest.approx(1.5 * 44 / 12 / 5)
+    assert t.loc["W", "mean_density_tC_per_ha_2020"] == pytest.approx(6.0 / (10 * CELL_HA))
+    assert t.loc["W", "name"] == "西乡"
+    assert t.loc["W", "area_mu"] == pytest.approx(1200 / 666.67)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["totals"]["2020"]["stock_tC"] == pytest.approx(12.4)
+    assert s["change"]["sink_tCO2e"] == pytest.approx(1.5 * 44 / 12)
+    # paddy (unverified row) holds 4 x 60 x 0.01 = 2.4 of the 2025 total 13.9 t C
+    assert s["unverified_stock_share_pct"] == pytest.approx(100 * 2.4 / 13.9)
+    areas = pd.read_csv(out / "class_area_by_township.csv", encoding="utf-8-sig")
+    e25 = areas[(areas.year == 2025) & (areas.zone == "E")].set_index("class")
+    assert e25.loc[301, "area_ha"] == pytest.approx(0.03)
+    assert e25.loc[301, "name_zh"] == "乔木林地"
+    with rasterio.open(out / "carbon_density_tC_per_ha_2025.tif") as src:
+        d = src.read(1)
+        assert d[0, 3] == pytest.approx(100.0) and d[3, 5] == pytest.approx(60.0)
+        assert src.tags()["units"] == "tC_per_ha"
+    x = pd.read_excel(out / "townships.xlsx", sheet_name=None)
+    assert "碳储量 (t C) 2020" in x["乡镇碳储量"].columns
+    assert "Carbon stock (t C) 2020" in x["township carbon"].columns
+    html = (out / "map.html").read_text(encoding="utf-8")
+    assert "东镇" in html and "data:image/png;base64" in html
+    m = json.loads((out / "manifest.json").read_text())
+    assert {i["path"] for i in m["inputs"]} >= {"lc2020.tif", "lc2025.tif", "zones.gpkg",
+                                                "simple.csv"}
+    assert all(len(i["sha256"]) == 64 for i in m["inputs"])
+    assert "rasterio" in m["versions"] and "gdal" in m["versions"]
+    assert m["timings_s"] and m["parameters"]["zonal_method"] == "centre"
+
+
+def test_hand_computed_totals_default_table(tmp_path):
+    res = pipeline.run(load_config(make_project(tmp_path, table="default")), verbose=False)
+    t = pd.read_csv(res.out_dir / "townships.csv", encoding="utf-8-sig").set_index("zone")
+    forest, dry, paddy = 53.34 + 13.34 + 95 + 6.40, 5 + 1 + 65.55, 5 + 1 + 104.5
+    assert t.loc["W", "stock_tC_2020"] == pytest.approx(6 * CELL_HA * forest)
+    assert t.loc["E", "stock_tC_2020"] == pytest.approx((8 * dry + 4 * paddy) * CELL_HA)
+    assert t.loc["E", "stock_tC_2025"] == pytest.approx((3 * forest + 5 * dry + 4 * paddy)
+                                                        * CELL_HA)
+
+
+def test_fraction_mode_equals_centre_on_aligned_zones(tmp_path):
+    p = make_project(tmp_path)
+    p.write_text(p.read_text().replace('dir = "out"', 'dir = "out"\nzonal_method = "fraction"'))
+    res = pipeline.run(load_config(p), verbose=False)
+    t = pd.read_csv(res.out_dir / "townships.csv", encoding="utf-8-sig").set_index("zone")
+    assert t.loc["E", "stock_tC_2025"] == pytest.approx(7.9)
+
+
+def test_second_run_refuses_then_overwrites(tmp_path):
+    cfg = load_config(make_project(tmp_path))
+    pipeline.run(cfg, verbose=False)
+    with pytest.raises(OutputExistsError, match="already exists"):
+        pipeline.run(cfg, verbose=False)
+    pipeline.run(cfg, overwrite=True, verbose=False)
+
+
+def test_failed_run_leaves_no_output(tmp_path, monkeypatch):
+    cfg = load_config(make_project(tmp_path))
+
+    def broken(*a, **k):
+        raise RuntimeError("map failed")
+
+    monkeypatch.setattr(pipeline, "save_map", broken)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(RuntimeError, match="map failed"):
+        pipeline.run(cfg, verbose=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_output_dir_holding_inputs_is_refused(tmp_path):
+    p = make_project(tmp_path)
+    cfg = load_config(p, out_dir=tmp_path)
+    with pytest.raises(OutputExistsError, match="input"):
+        pipeline.run(cfg, overwrite=True, verbose=False)
+    assert (tmp_path / "lc2020.tif").exists()
+
+
+def test_validate_reports_every_problem_at_once(tmp_path, capsys):
+    p = make_project(tmp_path)
+    (tmp_path / "lc2025.tif").unlink()
+    (tmp_path / "simple.csv").write_text(
+        "code,c_above,c_below,c_soil,c_dead,units,source,verified\n"
+        "301,1,1,1,1,tC_per_ha,x,true\n")
+    text = p.read_text().replace('id_field = "code"', 'id_field = "adcode"')
+    p.write_text(text)
+    problems = validate(load_config(p))
+    joined = "\n".join(problems)
+    assert "lc2025.tif" in joined and "does not exist" in joined
+    assert "'adcode' not found" in joined and "available: code, name" in joined
+    assert "101, 103, 1101" in joined  # codes without coefficients, all listed
+    assert len(problems) >= 3
+    assert main(["validate", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "problem(s)" in err and "lc2025.tif" in err
+    with pytest.raises(ConfigError):
+        pipeline.run(load_config(p), verbose=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_validate_grid_and_crs_problems(tmp_path):
+    from tests.test_bad_inputs import write_geographic_zones, write_shifted_lc
+
+    p = make_project(tmp_path)
+    write_shifted_lc(tmp_path / "lc2025.tif")
+    write_geographic_zones(tmp_path / "zones.gpkg")
+    joined = "\n".join(validate(load_config(p)))
+    assert "differs from 2020" in joined and "align_to" in joined
+    assert "not projected in metres" in joined and "EPSG:4326" in joined
+
+
+def test_cli_run_and_validate_ok(tmp_path, capsys):
+    p = make_project(tmp_path)
+    assert main(["validate", str(p)]) == 0
+    assert main(["-q", "run", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "2020: carbon stock 12 t C" in out and "sink 6 t CO2e" in out
+    assert main(["-q", "run", str(p)]) == 2
+    assert "already exists" in capsys.readouterr().err
