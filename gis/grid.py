@@ -25,7 +25,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from gis.crs import crs_key, crs_label, require_projected
-from gis.errors import GridMismatchError, SinkmapError
+from gis.errors import CRSError, GridMismatchError, SinkmapError
 
 DEFAULT_CHUNK = 1024
 Kind = Literal["categorical", "continuous"]
@@ -63,8 +63,8 @@ class GridSpec:
         """The grid a raster lies on (its CRS must be set)."""
         crs = da.rio.crs
         if crs is None:
-            raise SinkmapError("raster has no CRS", source=da.name,
-                               fix="write one with da.rio.write_crs(...)")
+            raise CRSError("raster has no CRS", source=da.attrs.get("source", da.name),
+                           fix="write one with da.rio.write_crs(...) or assign it to the file")
         return cls.create(crs, da.rio.transform(recalc=True), (da.sizes["y"], da.sizes["x"]))
 
     @property

@@ -116,8 +116,8 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
             joined = zones[[cfg.zone_id_field, zones.geometry.name]].merge(
                 town, left_on=cfg.zone_id_field, right_on="zone", how="left")
             y = cfg.years[-1]
-            cols = {f"stock_tC_{y}": header(f"stock_tC_{y}", cfg.lang),
-                    f"mean_density_tC_per_ha_{y}": header(f"mean_density_tC_per_ha_{y}", cfg.lang),
+            cols = {f"mean_density_tC_per_ha_{y}": header(f"mean_density_tC_per_ha_{y}", cfg.lang),
+                    f"stock_tC_{y}": header(f"stock_tC_{y}", cfg.lang),
                     "area_ha": header("area_ha", cfg.lang)}
             if "sink_tCO2e" in town:
                 cols["sink_tCO2e"] = header("sink_tCO2e", cfg.lang)
