@@ -22,6 +22,7 @@ from gis.grid import DEFAULT_CHUNK, GridSpec, Kind
 log = logging.getLogger(__name__)
 
 BLOCKSIZE = 512
+GDAL_CACHE_MB = 128
 
 
 def read_raster(path: str | Path, *, kind: Kind | None = None, units: str | None = None,
@@ -95,12 +96,14 @@ def write_cog(da: xr.DataArray, path: str | Path, *, overwrite: bool = False,
         "driver": "GTiff", "height": grid.height, "width": grid.width, "count": 1,
         "dtype": dtype.name, "crs": grid.crs.to_wkt(), "transform": grid.transform,
         "nodata": nodata, "tiled": True, "blockxsize": BLOCKSIZE, "blockysize": BLOCKSIZE,
-        "compress": "deflate", "BIGTIFF": "IF_SAFER",
+        "BIGTIFF": "IF_SAFER",  # the staging file is uncompressed: compress once, in the COG
     }
     data = da.data if isinstance(da.data, dsa.Array) else dsa.from_array(
         np.asarray(da.data), chunks=DEFAULT_CHUNK)
     target = Path(path)
-    with atomic_path(target, overwrite=overwrite, inputs=inputs) as tmp:
+    # GDAL's block cache defaults to 5 % of RAM; bound it so memory does not follow raster size.
+    with atomic_path(target, overwrite=overwrite, inputs=inputs) as tmp, \
+            rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         stage = tmp.with_name(tmp.name + ".stage.tif")
         try:
             with rasterio.open(stage, "w", **profile) as dst:
@@ -119,7 +122,8 @@ def write_cog(da: xr.DataArray, path: str | Path, *, overwrite: bool = False,
                     dst.set_band_description(1, str(da.name))
             rio_copy(stage, tmp, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=BLOCKSIZE,
                      OVERVIEWS="AUTO", RESAMPLING="NEAREST" if categorical else "AVERAGE",
-                     BIGTIFF="IF_SAFER", PREDICTOR="YES" if dtype.kind == "f" else "NO")
+                     BIGTIFF="IF_SAFER", PREDICTOR="YES" if dtype.kind == "f" else "NO",
+                     NUM_THREADS="ALL_CPUS")
         finally:
             for p in (stage, stage.with_name(stage.name + ".aux.xml")):
                 p.unlink(missing_ok=True)
