@@ -14,9 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 CHILD = r"""
+import os
+os.environ.setdefault("GDAL_CACHEMAX", "128")  # as the sinkmap CLI does
 import json, resource, sys, time
 from pathlib import Path
 import numpy as np, geopandas as gpd, shapely
@@ -50,7 +51,8 @@ import dask.array as dsa, numpy as np
 from gis.grid import GridSpec, make_raster
 from gis.raster_io import write_cog
 n = int(sys.argv[2])
-g = GridSpec.from_bounds((400_000, 4_600_000, 400_000 + 10 * n, 4_600_000 + 10 * n), 10, "EPSG:4551")
+x0, y0 = 400_000, 4_600_000
+g = GridSpec.from_bounds((x0, y0, x0 + 10 * n, y0 + 10 * n), 10, "EPSG:4551")
 codes = np.array([101, 103, 301, 305, 404, 701, 1101, 1108], dtype="uint16")
 def block(block_info=None):
     (r0, r1), (c0, c1) = block_info[None]["array-location"]

@@ -13,8 +13,8 @@ from gis.crs import (
     require_projected,
 )
 from gis.errors import (
-    ConfigError,
     CoefficientError,
+    ConfigError,
     CoverageError,
     CRSError,
     CRSMismatchError,
@@ -27,11 +27,36 @@ from gis.errors import (
 from gis.grid import GridSpec, align_to, assert_same_grid, like, make_raster
 from gis.raster_io import assert_has_data, read_raster, valid_mask, write_cog
 from gis.vector_io import read_vector, write_vector
+from gis.zonal import M2_PER_MU, class_area_table, zonal_stats
 
 __all__ = [
-    "CRSError", "CRSMismatchError", "CoefficientError", "ConfigError", "CoverageError",
-    "GridMismatchError", "GridSpec", "InputError", "NoDataError", "OffsetWarning",
-    "OutputExistsError", "SinkmapError", "align_to", "assert_has_data", "assert_same_crs",
-    "assert_same_grid", "check_offset", "like", "make_raster", "projected_crs_for",
-    "read_raster", "read_vector", "require_projected", "valid_mask", "write_cog", "write_vector",
+    "M2_PER_MU",
+    "CRSError",
+    "CRSMismatchError",
+    "CoefficientError",
+    "ConfigError",
+    "CoverageError",
+    "GridMismatchError",
+    "GridSpec",
+    "InputError",
+    "NoDataError",
+    "OffsetWarning",
+    "OutputExistsError",
+    "SinkmapError",
+    "align_to",
+    "assert_has_data",
+    "assert_same_crs",
+    "assert_same_grid",
+    "check_offset",
+    "class_area_table",
+    "like",
+    "make_raster",
+    "projected_crs_for",
+    "read_raster",
+    "read_vector",
+    "require_projected",
+    "valid_mask",
+    "write_cog",
+    "write_vector",
+    "zonal_stats",
 ]

@@ -158,7 +158,8 @@ def check_offset(a: shapely.Geometry, b: shapely.Geometry, *, crs: Any,
     shift = math.hypot(dx, dy)
     if shift > tolerance_m:
         warnings.warn(
-            f"{names[1]} is shifted {shift:,.0f} m from {names[0]} (dx {dx:+.0f} m, dy {dy:+.0f} m)."
+            f"{names[1]} is shifted {shift:,.0f} m from {names[0]} "
+            f"(dx {dx:+.0f} m, dy {dy:+.0f} m)."
             " A shift of ~300-700 m against official data is typical of GCJ-02 (AMap/Gaode, "
             "DataV) coordinates labelled as WGS 84; convert them to WGS 84 before use.",
             OffsetWarning, stacklevel=2)

@@ -128,6 +128,7 @@ def make_raster(data: Any, grid: GridSpec, *, nodata: float | int | None, units:
     da = xr.DataArray(data, dims=("y", "x"), coords=grid.coords(), name=name,
                       attrs={**(attrs or {}), "units": units, "kind": kind})
     da = da.rio.write_crs(grid.crs_wkt).rio.write_transform(grid.transform)
+    da.name = name  # xarray would otherwise take the dask key as the name
     return da.rio.write_nodata(nodata, encoded=False)
 
 
@@ -142,7 +143,7 @@ def like(template: xr.DataArray, data: Any, *, nodata: float | int | None, units
 
 def assert_same_grid(a: xr.DataArray, b: xr.DataArray, *, names: tuple[str, str] | None = None
                      ) -> GridSpec:
-    """Raise :class:`GridMismatchError` (naming what differs) unless ``a`` and ``b`` share a grid."""
+    """Raise :class:`GridMismatchError`, naming what differs, unless a and b share a grid."""
     na, nb = names or (str(a.name or "first raster"), str(b.name or "second raster"))
     ga, gb = GridSpec.of(a), GridSpec.of(b)
     diffs = []
@@ -169,7 +170,7 @@ def align_to(da: xr.DataArray, grid: GridSpec, *, resampling: str,
     categorical raster is an error, since it would invent classes.
     """
     kind = da.attrs.get("kind")
-    allowed = CATEGORICAL_RESAMPLING if kind == "categorical" else CONTINUOUS_RESAMPLING + ("mode",)
+    allowed = CATEGORICAL_RESAMPLING if kind == "categorical" else (*CONTINUOUS_RESAMPLING, "mode")
     if resampling not in allowed:
         raise SinkmapError(
             f"resampling {resampling!r} is not valid for a {kind or 'raster'} layer",
@@ -191,10 +192,10 @@ def align_to(da: xr.DataArray, grid: GridSpec, *, resampling: str,
         bx = rasterio.windows.bounds(win, grid.transform)
         sb = rasterio.warp.transform_bounds(grid.crs, src_grid.crs, *bx, densify_pts=21)
         sw = rasterio.windows.from_bounds(*sb, transform=src_grid.transform)
-        r_lo = max(int(math.floor(sw.row_off)) - 2, 0)
-        c_lo = max(int(math.floor(sw.col_off)) - 2, 0)
-        r_hi = min(int(math.ceil(sw.row_off + sw.height)) + 2, src_grid.height)
-        c_hi = min(int(math.ceil(sw.col_off + sw.width)) + 2, src_grid.width)
+        r_lo = max(math.floor(sw.row_off) - 2, 0)
+        c_lo = max(math.floor(sw.col_off) - 2, 0)
+        r_hi = min(math.ceil(sw.row_off + sw.height) + 2, src_grid.height)
+        c_hi = min(math.ceil(sw.col_off + sw.width) + 2, src_grid.width)
         if r_hi <= r_lo or c_hi <= c_lo:
             return out
         src = np.asarray(da.isel(y=slice(r_lo, r_hi), x=slice(c_lo, c_hi)).values)

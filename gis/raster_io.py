@@ -67,7 +67,8 @@ def assert_has_data(da: xr.DataArray, *, source: Any = None) -> int:
     valid = valid_mask(da).sum().compute()
     n = int(valid)
     if n == 0:
-        raise NoDataError("holds only nodata cells", source=source or da.attrs.get("source", da.name),
+        raise NoDataError("holds only nodata cells",
+                          source=source or da.attrs.get("source", da.name),
                           fix="check the file covers the region and its nodata value is right")
     return n
 

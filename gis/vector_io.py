@@ -48,7 +48,7 @@ def dbf_encoding(shp_path: str | Path) -> tuple[str | None, str]:
     if len(raw) < 32:
         raise InputError("DBF header is truncated", source=dbf, fix="re-export the Shapefile")
     ldid = raw[29]
-    if ldid in _LDID and _LDID[ldid]:
+    if _LDID.get(ldid):
         return _LDID[ldid], f"DBF language-driver byte 0x{ldid:02X}"
     nrec, hlen, rlen = struct.unpack("<IHH", raw[4:12])
     text_fields = []

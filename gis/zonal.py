@@ -40,12 +40,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio.features
-import rasterio.windows
 import shapely
 import shapely.geometry
 import xarray as xr
 from affine import Affine
-from rasterio.windows import Window
 
 from gis.crs import assert_same_crs, require_projected
 from gis.errors import CoverageError, InputError, NoDataError, SinkmapError
@@ -141,7 +139,7 @@ def class_area_table(classes: xr.DataArray, zones: gpd.GeoDataFrame, zone_field:
     _raise_if_empty(setup, float(w.sum()))
     empty = _empty_zones(setup, np.bincount(z, weights=w, minlength=setup.n_zones))
     df = pd.DataFrame({
-        "zone": setup.ids.iloc[z].to_numpy() if len(z) else setup.ids.iloc[:0].to_numpy(),
+        "zone": setup.ids.iloc[z].to_numpy(),
         "class": c.astype(np.int64),
         "cells": w.astype(np.float64),
     })
@@ -197,8 +195,12 @@ def zonal_stats(values: xr.DataArray, zones: gpd.GeoDataFrame, zone_field: str, 
             v = blk.values[sel].astype(np.float64)
             cells += np.bincount(z, minlength=n)
             sums += np.bincount(z, weights=v, minlength=n)
-            np.minimum.at(mins, z, v)
-            np.maximum.at(maxs, z, v)
+            k = int(z[0])
+            if (z == k).all():  # most blocks lie inside one zone: skip the slow ufunc.at
+                mins[k], maxs[k] = min(mins[k], v.min()), max(maxs[k], v.max())
+            else:
+                np.minimum.at(mins, z, v)
+                np.maximum.at(maxs, z, v)
         else:
             for part in blk.parts:
                 sub = (part.rows, part.cols)
@@ -272,9 +274,10 @@ class _Setup:
 
     def geojson(self, k: int) -> dict[str, Any]:
         """GeoJSON mapping of zone ``k``, built once (rasterio would rebuild it every block)."""
-        if k not in self._geojson:
-            self._geojson[k] = shapely.geometry.mapping(self.geoms[k])
-        return self._geojson[k]
+        found = self._geojson.get(k)
+        if found is None:
+            found = self._geojson[k] = shapely.geometry.mapping(self.geoms[k])
+        return found
 
     @property
     def n_zones(self) -> int:
@@ -436,11 +439,13 @@ def _check_overlaps(ids: pd.Series, geoms: np.ndarray, src: str) -> None:
 
 def _to_pixels(geoms: np.ndarray, transform: Affine) -> np.ndarray:
     """Geometries in continuous pixel coordinates (col, row) of ``transform``."""
-    inv = ~transform
+    inv = ~transform  # its linear part is the inverse of the transform's
 
     def fn(xy: np.ndarray) -> np.ndarray:
-        x, y = xy[:, 0], xy[:, 1]
-        return np.column_stack((inv.a * x + inv.b * y + inv.c, inv.d * x + inv.e * y + inv.f))
+        # subtract the origin first: exact for nearby coordinates, where applying the inverse
+        # affine directly would cancel large terms (x ~ 5e5 m) and lose ~1e-11 of a cell
+        dx, dy = xy[:, 0] - transform.c, xy[:, 1] - transform.f
+        return np.column_stack((inv.a * dx + inv.b * dy, inv.d * dx + inv.e * dy))
 
     return shapely.transform(geoms, fn)
 
@@ -449,10 +454,12 @@ def _raise_if_empty(setup: _Setup, total_cells: float) -> None:
     if total_cells <= 0:
         raise NoDataError(
             f"no valid cell lies inside any of the {setup.n_zones} zone(s) of "
-            f"{setup.zones_src} (nodata = {setup.nodata!r}; all cells there are nodata)",
+            f"{setup.zones_src}: the cells there are all nodata (nodata = {setup.nodata!r})"
+            + (", or no cell centre falls inside a zone" if setup.method == "centre" else ""),
             source=setup.raster_src,
-            fix="check that the raster covers the zones with data and that its nodata value "
-            "is right")
+            fix="check that the raster holds data where the zones are and that its nodata "
+            "value is right" + (" (for zones smaller than a cell use method='fraction')"
+                                if setup.method == "centre" else ""))
 
 
 def _empty_zones(setup: _Setup, cells: np.ndarray) -> list[Any]:
@@ -525,39 +532,67 @@ def _valid_mask(a: np.ndarray, nodata: float | int | None) -> np.ndarray:
     return valid
 
 
-def _scan(setup: _Setup) -> Iterator[_Block]:
-    """Yield each block that some zone touches, with its zone labels or coverage weights."""
-    data = setup.data
+@dataclass
+class _Task:
+    """One block to read: its index, global window and the zones that may touch it."""
+
+    bi: int
+    bj: int
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+    zones: list[int]
+    transform: Affine
+
+
+def _plan(setup: _Setup) -> list[_Task]:
+    """The blocks some zone touches (blocks outside every zone are never computed)."""
+    data, t = setup.data, setup.grid.transform
     row_off = np.cumsum((0, *data.chunks[0]))
     col_off = np.cumsum((0, *data.chunks[1]))
-    boxes = ([s.bbox if s is not None else (0, 0, 0, 0) for s in setup.segments]
-             if setup.method == "fraction" else [])
+    boxes = [s.bbox if s is not None else (0, 0, 0, 0) for s in setup.segments]
+    tasks = []
     for bi in range(data.numblocks[0]):
         r0, r1 = int(row_off[bi]), int(row_off[bi + 1])
         for bj in range(data.numblocks[1]):
             c0, c1 = int(col_off[bj]), int(col_off[bj + 1])
-            win = Window(c0, r0, c1 - c0, r1 - r0)
+            wt = Affine(t.a, t.b, t.a * c0 + t.b * r0 + t.c,
+                        t.d, t.e, t.d * c0 + t.e * r0 + t.f)  # the block's window transform
             if setup.method == "centre":
-                wt = rasterio.windows.transform(win, setup.grid.transform)
-                corners = [wt * xy for xy in ((0, 0), (c1 - c0, 0), (c1 - c0, r1 - r0),
-                                               (0, r1 - r0))]
-                cand = setup.tree.query(shapely.Polygon(corners), predicate="intersects")
-                if not cand.size:
-                    continue
-                values = np.asarray(data.blocks[bi, bj].compute())
-                labels = rasterio.features.rasterize(
-                    ((setup.geojson(int(k)), int(k) + 1) for k in sorted(cand)),
-                    out_shape=values.shape, transform=wt, fill=0, dtype="int32",
-                    all_touched=False)
-                yield _Block(values, _valid_mask(values, setup.nodata), labels=labels)
+                corners = [(wt.a * u + wt.b * v + wt.c, wt.d * u + wt.e * v + wt.f)
+                           for u, v in ((0, 0), (c1 - c0, 0), (c1 - c0, r1 - r0), (0, r1 - r0))]
+                hits = setup.tree.query(shapely.Polygon(corners), predicate="intersects")
+                cand = sorted(int(k) for k in hits)
             else:
                 cand = [k for k, (br0, br1, bc0, bc1) in enumerate(boxes)
                         if br1 > r0 and br0 < r1 and bc1 > c0 and bc0 < c1]
-                if not cand:
-                    continue
-                values = np.asarray(data.blocks[bi, bj].compute())
-                yield _Block(values, _valid_mask(values, setup.nodata),
-                             parts=_block_parts(setup, cand, boxes, r0, r1, c0, c1))
+            if cand:
+                tasks.append(_Task(bi, bj, r0, r1, c0, c1, cand, wt))
+    return tasks
+
+
+def _read(setup: _Setup, task: _Task) -> _Block:
+    """Compute one block and its valid mask (and, for the centre rule, its zone labels)."""
+    values = np.asarray(setup.data.blocks[task.bi, task.bj].compute())
+    blk = _Block(values, _valid_mask(values, setup.nodata))
+    if setup.method == "centre":
+        blk.labels = rasterio.features.rasterize(
+            ((setup.geojson(k), k + 1) for k in task.zones), out_shape=values.shape,
+            transform=task.transform, fill=0, dtype="int32", all_touched=False)
+    return blk
+
+
+def _scan(setup: _Setup) -> Iterator[_Block]:
+    """Yield, one at a time, each block that some zone touches, with its zone labels (centre
+    rule) or a lazy sequence of per-zone coverage windows (fraction rule)."""
+    boxes = [s.bbox if s is not None else (0, 0, 0, 0) for s in setup.segments]
+    for task in _plan(setup):
+        blk = _read(setup, task)
+        if setup.method == "fraction":
+            blk.parts = _block_parts(setup, task.zones, boxes, task.r0, task.r1, task.c0,
+                                     task.c1)
+        yield blk
 
 
 def _block_parts(setup: _Setup, cand: list[int], boxes: list[tuple[int, int, int, int]],

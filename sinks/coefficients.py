@@ -68,7 +68,8 @@ def load_carbon_table(name_or_path: str | Path) -> CarbonTable:
         if df["source"].isna().any() or (df["source"].astype(str).str.strip() == "").any():
             problems.append("every row needs a source (paper, table number)")
         if not problems and df["code"].duplicated().any():
-            problems.append(f"duplicate codes {sorted(set(df.loc[df['code'].duplicated(), 'code']))}")
+            dup = sorted(set(df.loc[df["code"].duplicated(), "code"]))
+            problems.append(f"duplicate codes {dup}")
     if problems:
         raise CoefficientError("; ".join(problems), source=path,
                                fix=f"the table needs columns {', '.join(REQUIRED)}, one row per "

@@ -53,9 +53,9 @@ def test_wheel_installs_and_runs_outside_checkout(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     code = ("import gis, sinks.coefficients as c, layers.landcover as l; "
-            "assert str(gis.__file__).startswith(%r), gis.__file__; "
-            "print(len(c.load_carbon_table('default').table), len(l.load_scheme('gbt21010').table))"
-            % str(site))
+            f"assert str(gis.__file__).startswith({str(site)!r}), gis.__file__; "
+            "print(len(c.load_carbon_table('default').table), "
+            "len(l.load_scheme('gbt21010').table))")
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, check=True,
                          capture_output=True, text=True).stdout.split()

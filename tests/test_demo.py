@@ -1,0 +1,67 @@
+"""The README's main job: `sinkmap demo` end to end at the default 30 m."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pandas as pd
+import pytest
+import rasterio
+
+from sinkmap.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    t0 = time.perf_counter()
+    assert main(["-q", "demo", "--out", str(out)]) == 0
+    return out, time.perf_counter() - t0
+
+
+def test_demo_completes_well_under_a_minute(demo):
+    _out, seconds = demo
+    # the issue's acceptance figure; the benchmark in README gives the measured value
+    assert seconds < 60, f"demo took {seconds:.1f} s"
+
+
+def test_demo_outputs(demo):
+    out, _ = demo
+    o = out / "outputs"
+    for name in ("carbon_density_tC_per_ha_2020.tif", "carbon_density_tC_per_ha_2025.tif",
+                 "townships.csv", "townships.xlsx", "class_area_by_township.csv", "map.html",
+                 "summary.json", "manifest.json"):
+        assert (o / name).is_file(), name
+    assert (out / "sinkmap.toml").is_file() and (out / "inputs" / "landcover_2020.tif").is_file()
+    t = pd.read_csv(o / "townships.csv", encoding="utf-8-sig")
+    assert 12 <= len(t) <= 20
+    s = json.loads((o / "summary.json").read_text())
+    # the township stocks add up to the county total
+    assert t["stock_tC_2020"].sum() == pytest.approx(s["totals"]["2020"]["stock_tC"], rel=1e-9)
+    # county ~2,184 km2: every valid cell lies in some township
+    assert s["totals"]["2020"]["valid_area_ha"] == pytest.approx(218_400, rel=0.01)
+    mean = s["totals"]["2020"]["stock_tC"] / s["totals"]["2020"]["valid_area_ha"]
+    assert 60 < mean < 160, "county mean density within NE-China ranges (t C/ha)"
+    with rasterio.open(o / "carbon_density_tC_per_ha_2020.tif") as src:
+        assert src.crs.to_epsg() == 4551 and src.res == (30.0, 30.0) and src.overviews(1)
+    m = json.loads((o / "manifest.json").read_text())
+    assert any(i["path"] == "inputs/landcover_2020.tif" for i in m["inputs"])
+    assert m["parameters"]["config"]["landcover"]["years"]["2025"]
+
+
+def test_second_demo_refuses_without_overwrite(demo, capsys):
+    out, _ = demo
+    before = (out / "outputs" / "manifest.json").read_bytes()
+    assert main(["-q", "demo", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "outputs" / "manifest.json").read_bytes() == before
+
+
+def test_rerun_project_file_of_the_demo(demo, tmp_path):
+    out, _ = demo
+    assert main(["validate", str(out / "sinkmap.toml")]) == 0
+    assert main(["-q", "run", str(out / "sinkmap.toml"), "--out", str(tmp_path / "again")]) == 0
+    a = pd.read_csv(out / "outputs" / "townships.csv", encoding="utf-8-sig")
+    b = pd.read_csv(tmp_path / "again" / "townships.csv", encoding="utf-8-sig")
+    pd.testing.assert_frame_equal(a, b)
