@@ -200,9 +200,10 @@ def align_to(da: xr.DataArray, grid: GridSpec, *, resampling: str,
             return out
         src = np.asarray(da.isel(y=slice(r_lo, r_hi), x=slice(c_lo, c_hi)).values)
         src_t = src_grid.window_transform(Window(c_lo, r_lo, c_hi - c_lo, r_hi - r_lo))
-        rasterio.warp.reproject(src, out, src_transform=src_t, src_crs=src_grid.crs,
-                                src_nodata=src_nodata, dst_transform=dst_t, dst_crs=grid.crs,
-                                dst_nodata=dst_nodata, resampling=method)
+        with rasterio.Env():  # each dask worker thread needs its own GDAL environment
+            rasterio.warp.reproject(src, out, src_transform=src_t, src_crs=src_grid.crs,
+                                    src_nodata=src_nodata, dst_transform=dst_t,
+                                    dst_crs=grid.crs, dst_nodata=dst_nodata, resampling=method)
         return out
 
     data = dsa.map_blocks(_block, dtype=dtype,

@@ -91,8 +91,8 @@ _CSS = """
 <style>
   .leaflet-container { background: #f7f7f7; }
   .sinkmap-title {
-    position: fixed; top: 10px; left: 50%; transform: translateX(-50%); z-index: 1001;
-    max-width: 60%; padding: 6px 14px; background: rgba(255, 255, 255, 0.92);
+    position: fixed; top: 10px; left: 56px; z-index: 1001;
+    max-width: 40%; padding: 6px 14px; background: rgba(255, 255, 255, 0.92);
     border: 1px solid #bbb; border-radius: 4px; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.25);
     font: bold 16px/1.35 "Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", sans-serif;
     text-align: center; pointer-events: none;
