@@ -102,9 +102,7 @@ def write_cog(da: xr.DataArray, path: str | Path, *, overwrite: bool = False,
     data = da.data if isinstance(da.data, dsa.Array) else dsa.from_array(
         np.asarray(da.data), chunks=DEFAULT_CHUNK)
     target = Path(path)
-    # GDAL's block cache defaults to 5 % of RAM; bound it so memory does not follow raster size.
-    with atomic_path(target, overwrite=overwrite, inputs=inputs) as tmp, \
-            rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with atomic_path(target, overwrite=overwrite, inputs=inputs) as tmp:
         stage = tmp.with_name(tmp.name + ".stage.tif")
         try:
             with rasterio.open(stage, "w", **profile) as dst:
@@ -121,10 +119,14 @@ def write_cog(da: xr.DataArray, path: str | Path, *, overwrite: bool = False,
                 dst.update_tags(1, units=da.attrs.get("units", ""))
                 if da.name:
                     dst.set_band_description(1, str(da.name))
-            rio_copy(stage, tmp, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=BLOCKSIZE,
-                     OVERVIEWS="AUTO", RESAMPLING="NEAREST" if categorical else "AVERAGE",
-                     BIGTIFF="IF_SAFER", PREDICTOR="YES" if dtype.kind == "f" else "NO",
-                     NUM_THREADS="ALL_CPUS")
+            # GDAL's block cache defaults to 5 % of RAM; bound it for the COG copy so memory
+            # does not follow raster size. (Only here: an active rasterio.Env slows down
+            # rasterize in dask worker threads ~10x, so block computation stays outside it.)
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+                rio_copy(stage, tmp, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=BLOCKSIZE,
+                         OVERVIEWS="AUTO", RESAMPLING="NEAREST" if categorical else "AVERAGE",
+                         BIGTIFF="IF_SAFER", PREDICTOR="YES" if dtype.kind == "f" else "NO",
+                         NUM_THREADS="ALL_CPUS")
         finally:
             for p in (stage, stage.with_name(stage.name + ".aux.xml")):
                 p.unlink(missing_ok=True)

@@ -6,7 +6,10 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
+
+from rasterio.errors import NotGeoreferencedWarning
 
 from gis.errors import ConfigError, SinkmapError
 
@@ -48,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
+    # rasterize/reproject on in-memory blocks in dask threads emit this spuriously; sinkmap
+    # refuses rasters without CRS/transform on its own (gis.raster_io.read_raster).
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
     try:
         return _dispatch(args)
     except ConfigError as e:

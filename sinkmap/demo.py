@@ -17,6 +17,7 @@ from gis.atomic import atomic_path
 from sinkmap.config import load_config
 from sinkmap.demo_county import DemoCounty, generate_county
 from sinkmap.pipeline import RunResult, run
+from sinkmap.progress import Steps
 
 PROJECT_TEMPLATE = """\
 # sinkmap project file for the generated demo county (all data synthetic, inside the real
@@ -59,14 +60,16 @@ def write_project_file(folder: Path, county: DemoCounty, *, lang: str = "zh") ->
 
 def run_demo(out: Path, *, resolution_m: float = 30.0, seed: int = 2020, lang: str = "zh",
              overwrite: bool = False, verbose: bool = True) -> RunResult:
-    import sys
-
+    """Generate the demo county into ``out`` and run the carbon baseline on it."""
     with atomic_path(out, overwrite=overwrite) as stage:
         stage.mkdir(parents=True)
-        if verbose:
-            print(f"generating the demo county at {resolution_m:g} m (seed {seed}) ...",
-                  file=sys.stderr, flush=True)
-        county = generate_county(stage, resolution_m=resolution_m, seed=seed)
+        steps = Steps(total=1, verbose=verbose)
+        def dots(name: str, i: int, n: int) -> None:
+            if name == "rasters":
+                steps.blocks(i, n)
+
+        with steps.step(f"generate the demo county at {resolution_m:g} m (seed {seed})"):
+            county = generate_county(stage, resolution_m=resolution_m, seed=seed, progress=dots)
         project = write_project_file(stage, county, lang=lang)
         res = run(load_config(project), verbose=verbose)
     return RunResult(out / "outputs", res.summary)
