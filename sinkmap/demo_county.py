@@ -1131,7 +1131,7 @@ def _make_reservoirs(lattice: _Lattice, z: np.ndarray, rivers: list[_River], rid
                   int(lattice.cols_f(np.array(r.xy[k, 0]))))
             r0, r1 = max(rc[0] - half, 0), min(rc[0] + half, z.shape[0])
             c0, c1 = max(rc[1] - half, 0), min(rc[1] + half, z.shape[1])
-            t = lattice.transform * Affine.translation(c0, r0)
+            t = lattice.transform @ Affine.translation(c0, r0)
             sub = z[r0:r1, c0:c1]
             gidx = idx[r0:r1, c0:c1]
             inside = rasterio.features.rasterize([(shrunk, 1)], out_shape=sub.shape,

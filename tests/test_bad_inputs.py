@@ -22,7 +22,7 @@ from tests.project_fixture import GRID, LC2020, make_project
 
 
 def write_shifted_lc(path: Path) -> None:
-    g = GridSpec.create(GRID.crs, GRID.transform * Affine.translation(0.5, 0), GRID.shape)
+    g = GridSpec.create(GRID.crs, GRID.transform @ Affine.translation(0.5, 0), GRID.shape)
     path.unlink(missing_ok=True)
     write_cog(make_raster(LC2020, g, nodata=0, units="class", kind="categorical"), path)
 

@@ -83,7 +83,7 @@ def test_crs_mismatch_names_both():
 
 def test_assert_same_grid(lc_small, grid10):
     assert assert_same_grid(lc_small, lc_small) == grid10
-    shifted = GridSpec.create(grid10.crs, grid10.transform * Affine.translation(1, 0),
+    shifted = GridSpec.create(grid10.crs, grid10.transform @ Affine.translation(1, 0),
                               grid10.shape)
     other = make_raster(np.zeros(grid10.shape, "uint16"), shifted, nodata=0, units="class",
                         kind="categorical", name="lc2025")
