@@ -9,8 +9,10 @@ from gis.crs import (
     OffsetWarning,
     assert_same_crs,
     check_offset,
+    from_gcj02,
     projected_crs_for,
     require_projected,
+    to_metric,
 )
 from gis.errors import (
     CoefficientError,
@@ -24,7 +26,7 @@ from gis.errors import (
     OutputExistsError,
     SinkmapError,
 )
-from gis.grid import GridSpec, align_to, assert_same_grid, like, make_raster
+from gis.grid import GridSpec, align_to, assert_same_grid, like, make_raster, project_raster
 from gis.raster_io import assert_has_data, read_raster, valid_mask, write_cog
 from gis.vector_io import read_vector, write_vector
 from gis.zonal import M2_PER_MU, class_area_table, zonal_stats
@@ -54,7 +56,7 @@ __all__ = [
     "projected_crs_for",
     "read_raster",
     "read_vector",
-    "require_projected",
+    "require_projected", "to_metric",
     "valid_mask",
     "write_cog",
     "write_vector",

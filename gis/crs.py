@@ -11,7 +11,8 @@ Rules (see README, "CRS contract"):
   silent reprojection.
 * GCJ-02 ("Mars coordinates", used by AMap/Gaode, Tencent and Aliyun DataV) is an obfuscated
   datum that *cannot be detected from metadata*: such files say EPSG:4326 but are shifted by
-  roughly 300-700 m. :func:`check_offset` warns when two layers that should coincide do not.
+  roughly 300-700 m. :func:`check_offset` warns when two layers that should coincide do not;
+  :func:`from_gcj02` converts a layer the user knows to be GCJ-02 back to WGS 84.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import math
 import warnings
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
@@ -166,7 +168,73 @@ def check_offset(a: shapely.Geometry, b: shapely.Geometry, *, crs: Any,
     return float(shift)
 
 
-def transform_points(x: np.ndarray, y: np.ndarray, src: Any, dst: Any
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    t = Transformer.from_crs(as_crs(src), as_crs(dst), always_xy=True)
-    return t.transform(x, y)
+def to_metric(gdf: gpd.GeoDataFrame, *, source: object = None) -> gpd.GeoDataFrame:
+    """Return ``gdf`` in a metric CRS: unchanged if already projected in metres, else projected
+    on purpose to :func:`projected_crs_for` its bounds (the choice is logged)."""
+    if gdf.crs is None:
+        raise CRSError("has no coordinate reference system", source=source or
+                       gdf.attrs.get("source"), fix="set it (gdf.set_crs) or add a .prj")
+    if is_metric_projected(gdf.crs):
+        return gdf
+    bounds = gdf.to_crs(4326).total_bounds
+    return gdf.to_crs(projected_crs_for(tuple(bounds)))
+
+
+# --- GCJ-02 ("Mars coordinates") -------------------------------------------------------------
+# The published obfuscation applied to WGS 84 by Chinese web maps (AMap/Gaode, Tencent, DataV).
+_GCJ_A, _GCJ_EE = 6378245.0, 0.00669342162296594323
+
+
+def _gcj_delta(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x, y = lon - 105.0, lat - 35.0
+    pi = np.pi
+    common = (20 * np.sin(6 * x * pi) + 20 * np.sin(2 * x * pi)) * 2 / 3
+    dlat = (-100 + 2 * x + 3 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
+            + common + (20 * np.sin(y * pi) + 40 * np.sin(y / 3 * pi)) * 2 / 3
+            + (160 * np.sin(y / 12 * pi) + 320 * np.sin(y * pi / 30)) * 2 / 3)
+    dlon = (300 + x + 2 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
+            + common + (20 * np.sin(x * pi) + 40 * np.sin(x / 3 * pi)) * 2 / 3
+            + (150 * np.sin(x / 12 * pi) + 300 * np.sin(x / 30 * pi)) * 2 / 3)
+    rad = np.radians(lat)
+    magic = 1 - _GCJ_EE * np.sin(rad) ** 2
+    dlat = dlat * 180 / ((_GCJ_A * (1 - _GCJ_EE)) / (magic * np.sqrt(magic)) * pi)
+    dlon = dlon * 180 / (_GCJ_A / np.sqrt(magic) * np.cos(rad) * pi)
+    return dlon, dlat
+
+
+def wgs84_to_gcj02(lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the GCJ-02 offset to WGS 84 lon/lat (degrees), e.g. to test offset detection."""
+    lon, lat = np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64")
+    dlon, dlat = _gcj_delta(lon, lat)
+    return lon + dlon, lat + dlat
+
+
+def gcj02_to_wgs84(lon: Any, lat: Any, *, tol_deg: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """Remove the GCJ-02 offset (iterative inverse, to ``tol_deg``, i.e. ~0.1 mm)."""
+    glon, glat = np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64")
+    wlon, wlat = glon.copy(), glat.copy()
+    for _ in range(30):
+        flon, flat = wgs84_to_gcj02(wlon, wlat)
+        elon, elat = flon - glon, flat - glat
+        wlon, wlat = wlon - elon, wlat - elat
+        if max(np.abs(elon).max(initial=0), np.abs(elat).max(initial=0)) < tol_deg:
+            break
+    return wlon, wlat
+
+
+def from_gcj02(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Convert a layer whose lon/lat are really GCJ-02 (though labelled WGS 84) to WGS 84.
+
+    Only the user can know a layer is GCJ-02 (its metadata says EPSG:4326); use
+    :func:`check_offset` against official data to find out.
+    """
+    if gdf.crs is None or as_crs(gdf.crs).to_epsg() not in (4326, 4490):
+        raise CRSError(f"GCJ-02 data come as lon/lat labelled EPSG:4326, not {gdf.crs}",
+                       source=gdf.attrs.get("source"),
+                       fix="pass the layer as read from the web-map download, in lon/lat")
+    out = gdf.copy()
+    def unshift(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(gcj02_to_wgs84(xy[:, 0], xy[:, 1]))
+
+    out.geometry = shapely.transform(gdf.geometry.values, unshift)
+    return out.set_crs(4326, allow_override=True)

@@ -20,11 +20,18 @@ import rasterio.warp
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from affine import Affine
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from gis.crs import crs_key, crs_label, require_projected
+from gis.crs import (
+    crs_key,
+    crs_label,
+    is_metric_projected,
+    lonlat_bounds,
+    projected_crs_for,
+    require_projected,
+)
 from gis.errors import CRSError, GridMismatchError, SinkmapError
 
 DEFAULT_CHUNK = 1024
@@ -211,3 +218,24 @@ def align_to(da: xr.DataArray, grid: GridSpec, *, resampling: str,
     return make_raster(data, grid, nodata=dst_nodata, units=da.attrs.get("units", ""),
                        kind=kind or "continuous", name=da.name, chunks=None,
                        attrs={k: v for k, v in da.attrs.items() if k not in ("units", "kind")})
+
+
+def project_raster(da: xr.DataArray, *, resampling: str, resolution: float | None = None,
+                   chunks: int = DEFAULT_CHUNK) -> xr.DataArray:
+    """Project a geographic raster on purpose to the metric CRS chosen for its extent.
+
+    The CRS is :func:`gis.crs.projected_crs_for` (CGCS2000 Gauss-Krüger in China, UTM elsewhere;
+    the choice is logged); ``resolution`` defaults to the source cell height in metres, rounded.
+    A raster already projected in metres is returned unchanged.
+    """
+    src = GridSpec.of(da)
+    if is_metric_projected(src.crs):
+        return da
+    w, s, e, n = lonlat_bounds(src.bounds, src.crs)
+    crs = projected_crs_for((w, s, e, n))
+    if resolution is None:
+        resolution = max(round(src.res[1] * 111_320.0), 1)
+    t = Transformer.from_crs(src.crs, crs, always_xy=True)
+    bounds = t.transform_bounds(*src.bounds, densify_pts=21)
+    return align_to(da, GridSpec.from_bounds(bounds, resolution, crs), resampling=resampling,
+                    chunks=chunks)

@@ -131,3 +131,20 @@ def test_offset_check_warns_on_gcj02_like_shift():
     with pytest.warns(OffsetWarning, match="GCJ-02"):
         shift = check_offset(box, shapely.affinity.translate(box, 560, 280), crs="EPSG:4551")
     assert shift == pytest.approx((560**2 + 280**2) ** 0.5)
+
+
+def test_project_raster_from_geographic_on_purpose(caplog):
+    from gis.grid import project_raster
+
+    caplog.set_level("INFO")
+    g = GridSpec.from_bounds((125.6, 42.4, 125.7, 42.5), 0.001, "EPSG:4326")  # ~82 x 111 m
+    a = np.full(g.shape, 301, dtype="uint16")
+    r = make_raster(a, g, nodata=0, units="class", kind="categorical", chunks=40)
+    p = project_raster(r, resampling="nearest")
+    pg = GridSpec.of(p)
+    assert pg.crs.to_epsg() == 4551 and pg.res == (111.0, 111.0)
+    assert "Gauss-Kruger" in caplog.text
+    # the projected cells cover the same ground: 0.1 x 0.1 degree at 42.45 N ~ 91.8 km2
+    area_km2 = int((p.values == 301).sum()) * pg.pixel_area_m2 / 1e6
+    assert area_km2 == pytest.approx(91.8, rel=0.02)
+    assert project_raster(p, resampling="nearest") is p
