@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gis.atomic import atomic_path
 from sinkmap.config import load_config
-from sinkmap.demo_county import DemoCounty, generate_county
+from sinkmap.demo_county import generate_county
 from sinkmap.pipeline import RunResult, run
 from sinkmap.progress import Steps
 
@@ -51,8 +51,8 @@ lang = "{lang}"
 """
 
 
-def write_project_file(folder: Path, county: DemoCounty, *, lang: str = "zh") -> Path:
-    del county  # the generator's file names are fixed; kept for future per-county settings
+def write_project_file(folder: Path, *, lang: str = "zh") -> Path:
+    """Write the demo's project file (the generator's file names are fixed)."""
     path = folder / "sinkmap.toml"
     path.write_text(PROJECT_TEMPLATE.format(lang=lang), encoding="utf-8")
     return path
@@ -69,7 +69,7 @@ def run_demo(out: Path, *, resolution_m: float = 30.0, seed: int = 2020, lang: s
                 steps.blocks(i, n)
 
         with steps.step(f"generate the demo county at {resolution_m:g} m (seed {seed})"):
-            county = generate_county(stage, resolution_m=resolution_m, seed=seed, progress=dots)
-        project = write_project_file(stage, county, lang=lang)
+            generate_county(stage, resolution_m=resolution_m, seed=seed, progress=dots)
+        project = write_project_file(stage, lang=lang)
         res = run(load_config(project), verbose=verbose)
     return RunResult(out / "outputs", res.summary)
