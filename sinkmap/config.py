@@ -209,6 +209,8 @@ def validate(cfg: ProjectConfig, *, scan_codes: bool = True) -> list[str]:
         scheme = None
     try:
         table = load_carbon_table(cfg.carbon_table)
+        if scheme is not None:
+            table = table.for_scheme(scheme)
     except SinkmapError as e:
         problems.append(str(e))
         table = None

@@ -79,7 +79,7 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
         if problems:
             raise ConfigError(problems, source=cfg.path)
         scheme = load_scheme(cfg.scheme)
-        table = load_carbon_table(cfg.carbon_table)
+        table = load_carbon_table(cfg.carbon_table).for_scheme(scheme)
         zones = read_vector(cfg.zones, encoding=cfg.zone_encoding)
         if cfg.boundary is not None:
             boundary = read_vector(cfg.boundary)

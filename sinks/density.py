@@ -12,7 +12,7 @@ import xarray as xr
 from gis.crs import require_projected
 from gis.grid import GridSpec, like
 from gis.stream import map_lut
-from sinks.coefficients import POOLS, CarbonTable
+from sinks.coefficients import CarbonTable
 
 M2_PER_HA = 10_000.0
 CO2_PER_C = 44.0 / 12.0  # t CO2 per t C
@@ -24,12 +24,14 @@ def carbon_density(landcover: xr.DataArray, table: CarbonTable, *, pool: str = "
 
     Call :func:`sinks.coefficients.require_codes` first: codes without a row become nodata here.
     """
+    if table.keyed_by != "code":
+        raise ValueError("resolve a class-keyed table to raster codes first: table.for_scheme()")
     if pool == "total":
         values = table.total().to_numpy()
-    elif pool in POOLS:
+    elif pool in table.pools:
         values = table.table[pool].to_numpy()
     else:
-        raise ValueError(f"pool must be 'total' or one of {POOLS}, got {pool!r}")
+        raise ValueError(f"pool must be 'total' or one of {table.pools}, got {pool!r}")
     data = map_lut(landcover, table.table.index.to_numpy(), values, nodata_out=np.nan)
     out = like(landcover, data, nodata=np.nan, units="tC_per_ha", kind="continuous",
                name=f"carbon_density_{pool}_tC_per_ha")

@@ -41,7 +41,9 @@ def test_wheel_installs_and_runs_outside_checkout(tmp_path):
                     str(tmp_path), str(ROOT)], check=True)
     wheel = next(tmp_path.glob("sinkmap-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for must in ("sinkmap_data/tables/carbon_density_gbt21010.csv",
+    tables = "sinkmap_data/tables/"
+    for must in (tables + "carbon_jilin.csv", tables + "carbon_ipcc2006.csv",
+                 tables + "landuse_clcd.csv", tables + "landuse_worldcover.csv",
                  "sinkmap_data/tables/landuse_gbt21010.csv",
                  "sinkmap_data/meihekou/meihekou_220581_tianditu_wgs84.geojson",
                  "gis/grid.py", "layers/landcover.py", "sinks/density.py", "maps/carbon_map.py",
@@ -59,7 +61,7 @@ def test_wheel_installs_and_runs_outside_checkout(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, check=True,
                          capture_output=True, text=True).stdout.split()
-    assert int(out[0]) > 30 and int(out[1]) > 30
+    assert int(out[0]) >= 20 and int(out[1]) > 30
     cli = subprocess.run([sys.executable, "-m", "sinkmap", "--version"], cwd=elsewhere, env=env,
                          capture_output=True, text=True, check=True)
     assert cli.stdout.startswith("sinkmap ")
