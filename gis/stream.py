@@ -67,3 +67,43 @@ def map_lut(da: xr.DataArray, codes: np.ndarray, values: np.ndarray, *, nodata_o
         return np.where(hit, values_s[idx], np.asarray(nodata_out, dtype=out_dtype))
 
     return as_dask(da).map_blocks(_block, dtype=out_dtype)
+
+
+def value_counts(da: xr.DataArray) -> dict[int, int]:
+    """Cells per integer value (nodata excluded), streamed block by block."""
+    nod = da.rio.nodata
+    counts: dict[int, int] = {}
+    for _, block in iter_blocks(da):
+        v = block.ravel()
+        if nod is not None:
+            v = v[v != nod]
+        u, n = np.unique(v, return_counts=True)
+        for val, cnt in zip(u.tolist(), n.tolist(), strict=True):
+            counts[int(val)] = counts.get(int(val), 0) + int(cnt)
+    return counts
+
+
+def cross_counts(a: xr.DataArray, b: xr.DataArray) -> dict[tuple[int | None, int | None], int]:
+    """Cells per (value in ``a``, value in ``b``) pair on one grid, streamed block by block.
+
+    ``None`` stands for nodata, so cells valid in one raster only are counted, not dropped.
+    Values must be integers in [0, 2**31 - 1). The caller checks the grids match
+    (``gis.grid.assert_same_grid``).
+    """
+    da_, db_ = as_dask(a), as_dask(b).rechunk(as_dask(a).chunks)
+    na, nb = a.rio.nodata, b.rio.nodata
+    out: dict[tuple[int | None, int | None], int] = {}
+    for bi, bj in np.ndindex(*da_.numblocks):
+        x = np.asarray(da_.blocks[bi, bj].compute()).ravel().astype(np.int64)
+        y = np.asarray(db_.blocks[bi, bj].compute()).ravel().astype(np.int64)
+        mx = x == na if na is not None else np.zeros(x.shape, bool)
+        my = y == nb if nb is not None else np.zeros(y.shape, bool)
+        keep = ~(mx & my)
+        # one int64 key per pair: (a + 1) << 32 | (b + 1), with 0 standing for nodata
+        key = (np.where(mx, 0, x + 1)[keep] << 32) | np.where(my, 0, y + 1)[keep]
+        u, n = np.unique(key, return_counts=True)
+        for k, cnt in zip(u.tolist(), n.tolist(), strict=True):
+            fx, fy = (k >> 32) - 1, (k & 0xFFFFFFFF) - 1
+            pair = (None if fx < 0 else fx, None if fy < 0 else fy)
+            out[pair] = out.get(pair, 0) + int(cnt)
+    return out

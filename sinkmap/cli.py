@@ -38,6 +38,24 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, help="output folder (default: [outputs] dir)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
+    c = sub.add_parser("carbon", help="InVEST-compatible carbon storage and sequestration")
+    c.add_argument("--lulc", type=Path, required=True, help="current land use/cover raster")
+    c.add_argument("--lulc-future", type=Path, help="future (or later) land use/cover raster")
+    c.add_argument("--pools", type=Path, required=True,
+                   help="InVEST pools CSV: lucode, c_above, c_below, c_soil, c_dead (Mg C/ha)")
+    c.add_argument("--out", type=Path, required=True, help="output folder")
+    c.add_argument("--zones", type=Path, help="polygons to summarise by (e.g. townships)")
+    c.add_argument("--zone-field", help="zone id column")
+    c.add_argument("--price", type=float, help="price per t C, as InVEST (default: China ETS "
+                   "2024 average 95.96 CNY/t CO2 x 44/12, when valuation is asked for)")
+    c.add_argument("--discount-rate", type=float, help="annual discount rate, %%")
+    c.add_argument("--rate-change", type=float, help="annual change of the price, %%")
+    c.add_argument("--years", type=int, nargs=2, metavar=("Y0", "Y1"),
+                   help="years of the current and future maps (for the NPV)")
+    c.add_argument("--align", action="store_true",
+                   help="resample the future map onto the current grid (nearest) if they differ")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+
     v = sub.add_parser("validate", help="check a project file and all its inputs, report every "
                        "problem, exit non-zero if any")
     v.add_argument("project", type=Path, help="project file (TOML)")
@@ -84,6 +102,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         res = run(load_config(args.project, out_dir=args.out), overwrite=args.overwrite,
                   verbose=not args.quiet)
         _report(res.out_dir, res.summary)
+        return 0
+    if args.command == "carbon":
+        from sinkmap.carbon_cmd import make_valuation, run_carbon
+
+        val = make_valuation(args.price, args.discount_rate, args.rate_change,
+                             tuple(args.years) if args.years else None)
+        summary = run_carbon(args.lulc, args.pools, args.out, lulc_future=args.lulc_future,
+                             zones=args.zones, zone_field=args.zone_field, valuation=val,
+                             align=args.align, overwrite=args.overwrite, verbose=not args.quiet)
+        print(f"current stock {summary['stock_current_tC']:,.3f} t C")
+        if "change_tC" in summary:
+            print(f"future stock {summary['stock_future_tC']:,.3f} t C; change "
+                  f"{summary['change_tC']:,.3f} t C ({summary['change_tCO2e']:,.0f} t CO2e)")
+        if "npv" in summary:
+            print(f"NPV {summary['npv']:,.0f}")
+        print(f"outputs: {args.out}")
         return 0
     if args.command == "demo":
         from sinkmap.demo import run_demo
