@@ -1,7 +1,13 @@
 """Land-cover class schemes: which codes exist, what they are called, where they belong.
 
 A scheme is a data table (``sinkmap_data/tables/landuse_<scheme>.csv``, or the user's own CSV)
-with at least ``code``, ``name_zh``, ``name_en`` and ``ipcc_category``. Land-cover rasters are
+with at least ``code``, ``name_zh``, ``name_en`` and ``ipcc_category``, and usually
+``canonical``: the crosswalk to the canonical classes (``canonical_classes.csv``: the IPCC six
+land categories with sub-types — forest by type, paddy / dry cropland, marsh, water, settlement,
+other), through which class-keyed coefficient tables serve every scheme. Shipped: ``gbt21010``
+(GB/T 21010-2017 三调 codes, with the 湿地 wetland regrouping), ``clcd`` (CLCD 1-9) and
+``worldcover`` (ESA WorldCover 10-100). InVEST ``lucode`` tables need no scheme: they are keyed
+by raster code. Land-cover rasters are
 checked against it before any work: a code that the scheme does not know is an error listing
 every unknown code.
 """
@@ -19,7 +25,9 @@ from gis.errors import InputError
 from gis.resources import packaged
 from gis.stream import unique_values
 
-SCHEMES = {"gbt21010": "landuse_gbt21010.csv"}
+SCHEMES = {"gbt21010": "landuse_gbt21010.csv", "clcd": "landuse_clcd.csv",
+           "worldcover": "landuse_worldcover.csv"}
+CANONICAL = "canonical_classes.csv"
 REQUIRED = ("code", "name_zh", "name_en", "ipcc_category")
 IPCC_CATEGORIES = ("forest", "cropland", "grassland", "wetland", "settlement", "other")
 
@@ -66,8 +74,19 @@ def load_scheme(name_or_path: str | Path) -> ClassScheme:
     if bad:
         raise InputError(f"unknown IPCC categories {bad}", source=path,
                          fix=f"use one of {', '.join(IPCC_CATEGORIES)}")
+    if "canonical" in df.columns:
+        known = set(canonical_classes().index)
+        unknown = sorted(set(df["canonical"].dropna()) - known)
+        if unknown:
+            raise InputError(f"unknown canonical classes {unknown}", source=path,
+                             fix=f"use classes of {CANONICAL}: {', '.join(sorted(known))}")
     df["code"] = df["code"].astype(int)
     return ClassScheme(key if key in SCHEMES else path.stem, str(path), df.set_index("code"))
+
+
+def canonical_classes() -> pd.DataFrame:
+    """The canonical classes (IPCC six categories with sub-types) every scheme maps onto."""
+    return pd.read_csv(packaged("tables", CANONICAL)).set_index("class")
 
 
 def present_codes(landcover: xr.DataArray) -> np.ndarray:
