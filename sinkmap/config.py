@@ -27,6 +27,14 @@ table = "default"            # a shipped table, or a CSV path (overrides it)
 dir = "outputs"
 zonal_method = "centre"      # or "fraction" (exact fractional coverage)
 lang = "zh"                  # map labels: zh or en
+pool_rasters = true          # also write one density COG per pool
+
+[uncertainty]
+draws = 1000                 # Monte Carlo draws (seeded, reproducible)
+seed = 0
+
+[valuation]
+price = "cea_2024_avg"       # a row of carbon_prices.csv, or a number per t CO2e
 ```
 
 Relative paths are relative to the project file. :func:`load_config` checks the structure;
@@ -70,6 +78,10 @@ class ProjectConfig:
     out_dir: Path
     zonal_method: str = "centre"
     lang: str = "zh"
+    pool_rasters: bool = True
+    mc_draws: int = 1000
+    mc_seed: int = 0
+    price: str | float = "cea_2024_avg"
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -124,6 +136,15 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
 
     proj, region, zones = section("project"), section("region"), section("zones")
     lc, carbon, outputs = section("landcover"), section("carbon"), section("outputs")
+    unc, val = section("uncertainty"), section("valuation")
+    if not isinstance(unc.get("draws", 1000), int) or unc.get("draws", 1000) < 1:
+        problems.append("[uncertainty] draws must be an integer >= 1")
+    if not isinstance(unc.get("seed", 0), int):
+        problems.append("[uncertainty] seed must be an integer")
+    price = val.get("price", "cea_2024_avg")
+    if not isinstance(price, (str, int, float)) or (not isinstance(price, str) and price < 0):
+        problems.append("[valuation] price must be a price name (e.g. cea_2024_avg) or a "
+                        "number per t CO2e >= 0")
     years_raw = lc.get("years", {})
     landcover: dict[int, Path] = {}
     if not isinstance(years_raw, dict) or not years_raw:
@@ -159,6 +180,10 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
         out_dir=Path(out_dir) if out_dir else _resolve(base, str(outputs.get("dir", "outputs"))),
         zonal_method=method,
         lang=lang,
+        pool_rasters=bool(outputs.get("pool_rasters", True)),
+        mc_draws=int(unc.get("draws", 1000)),
+        mc_seed=int(unc.get("seed", 0)),
+        price=val.get("price", "cea_2024_avg"),
         raw=raw,
     )
     if problems:

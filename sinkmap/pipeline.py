@@ -27,8 +27,11 @@ from maps.carbon_map import carbon_density_map, save_map
 from sinkmap.config import ProjectConfig, validate
 from sinkmap.manifest import write_manifest
 from sinkmap.progress import Steps
+from sinks.carbon import common_change, transition_matrix, unknown_area_ha
 from sinks.coefficients import CarbonTable, load_carbon_table
 from sinks.density import CO2_PER_C, carbon_density
+from sinks.uncertainty import TOTAL, approach1, monte_carlo
+from sinks.valuation import load_prices
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +76,7 @@ def stocks_by_zone(areas: pd.DataFrame, table: CarbonTable) -> pd.DataFrame:
 
 def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) -> RunResult:
     """Run the carbon baseline for a project; returns the output folder and the summary."""
-    steps = Steps(total=4 + 2 * len(cfg.years), verbose=verbose)
+    steps = Steps(total=5 + 2 * len(cfg.years), verbose=verbose)
     with steps.step("validate inputs"):
         problems = validate(cfg)
         if problems:
@@ -92,6 +95,7 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
         stage.mkdir(parents=True)
         per_year: dict[int, pd.DataFrame] = {}
         long_tables = []
+        landcovers: dict[int, Any] = {}
         density = None
         for year in cfg.years:
             lc = read_raster(cfg.landcover[year], kind="categorical")
@@ -99,12 +103,32 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
                 areas = class_area_table(lc, zones, cfg.zone_id_field, method=cfg.zonal_method)
             long_tables.append(areas.assign(year=year))
             per_year[year] = stocks_by_zone(areas, table)
-            with steps.step(f"carbon density {year}"):
+            with steps.step(f"carbon density {year} (total and per pool)"):
                 density = carbon_density(lc, table)
                 write_cog(density, stage / f"carbon_density_tC_per_ha_{year}.tif",
                           progress=steps.blocks)
+                if cfg.pool_rasters:
+                    for pool in table.pools:
+                        write_cog(carbon_density(lc, table, pool=pool),
+                                  stage / f"carbon_density_{pool}_tC_per_ha_{year}.tif")
+            landcovers[year] = lc
         with steps.step("township tables"):
             town, summary = township_table(cfg, zones, per_year, table, long_tables[-1])
+            if len(cfg.years) >= 2:
+                matrix = transition_matrix(landcovers[cfg.years[0]], landcovers[cfg.years[-1]],
+                                           table)
+                write_transitions(stage, matrix, scheme)
+                summary["change"].update(common_change(matrix, table))
+                summary["change"]["unknown_area_ha"] = unknown_area_ha(matrix)
+                summary["change"]["transitions_changed_ha"] = float(
+                    matrix.loc[matrix["changed"].fillna(True), "area_ha"].sum())
+            value_sink(summary, cfg)
+        with steps.step(f"uncertainty ({cfg.mc_draws} Monte Carlo draws, Approach 1)"):
+            areas = {y: t for y, t in zip(cfg.years, long_tables, strict=True)}
+            unc = uncertainty(areas, table, cfg)
+            unc.to_csv(stage / "uncertainty.csv", index=False, encoding="utf-8-sig")
+            summary["uncertainty"] = uncertainty_summary(unc, cfg)
+            town = town.merge(uncertainty_by_zone(unc, cfg), on="zone", how="left")
             write_tables(stage, town, pd.concat(long_tables, ignore_index=True), scheme, cfg)
         with steps.step("map"):
             assert density is not None
@@ -199,3 +223,67 @@ def write_tables(stage: Path, town: pd.DataFrame, areas: pd.DataFrame, scheme: A
             town.rename(columns=lambda c, lang=lang: header(c, lang)).to_excel(
                 xw, sheet_name=sheet, index=False)
         a.to_excel(xw, sheet_name="class_area 地类面积", index=False)
+
+
+def write_transitions(stage: Path, matrix: pd.DataFrame, scheme: Any) -> None:
+    """The land-use transition matrix (long form, with names and carbon change) as CSV."""
+    zh = scheme.table["name_zh"]
+    m = matrix.assign(from_zh=matrix["from"].map(lambda c: zh.get(c) if pd.notna(c) else None),
+                      to_zh=matrix["to"].map(lambda c: zh.get(c) if pd.notna(c) else None))
+    m.to_csv(stage / "transitions.csv", index=False, encoding="utf-8-sig", float_format="%.6f")
+
+
+def value_sink(summary: dict[str, Any], cfg: ProjectConfig) -> None:
+    """Shadow value of the sink at the configured carbon price (per t CO2e)."""
+    if "change" not in summary:
+        return
+    prices = load_prices()
+    name = cfg.price if isinstance(cfg.price, str) else None
+    per_tco2 = (float(prices.loc[name, "price"]) if name else float(cfg.price))
+    currency = str(prices.loc[name, "currency"]) if name else "per t CO2e (user)"
+    c = summary["change"]
+    summary["valuation"] = {
+        "price_per_tCO2e": per_tco2, "currency": currency, "price_name": name,
+        "price_source": str(prices.loc[name, "source"]) if name else "project file",
+        "sink_value": c["sink_tCO2e"] * per_tco2,
+        "sink_value_per_yr": c["sink_tCO2e_per_yr"] * per_tco2,
+        "note": "shadow value: forest and soil sinks are not eligible for the national ETS",
+    }
+
+
+def uncertainty(areas: dict[int, pd.DataFrame], table: CarbonTable, cfg: ProjectConfig
+                ) -> pd.DataFrame:
+    """Monte Carlo (seeded) and IPCC Approach 1 intervals per zone and in total."""
+    means, sds = table.means(), table.sds()
+    mc = monte_carlo(areas, means, sds, draws=cfg.mc_draws, seed=cfg.mc_seed)
+    a1 = approach1(areas, means, sds)
+    return pd.concat([mc.summary.assign(method="monte_carlo", draws=cfg.mc_draws,
+                                        seed=cfg.mc_seed),
+                      a1.assign(method="approach1")], ignore_index=True)
+
+
+def uncertainty_summary(unc: pd.DataFrame, cfg: ProjectConfig) -> dict[str, Any]:
+    """The county totals' 95 % intervals, for summary.json."""
+    tot = unc[(unc["zone"] == TOTAL) & (unc["method"] == "monte_carlo")]
+    out: dict[str, Any] = {"method": "Monte Carlo", "draws": cfg.mc_draws, "seed": cfg.mc_seed,
+                           "basis": "Tier 1 class coefficients and their declared sds; "
+                                    "same draw for every year"}
+    for _, r in tot.iterrows():
+        key = f"stock_{int(r['year'])}" if r["quantity"] == "stock" else "sink"
+        out[key] = {"central_tC": r["central_tC"], "p2_5_tC": r["p2_5_tC"],
+                    "p97_5_tC": r["p97_5_tC"]}
+    return out
+
+
+def uncertainty_by_zone(unc: pd.DataFrame, cfg: ProjectConfig) -> pd.DataFrame:
+    """Per zone: 95 % interval of the last year's stock and of the sink (t C)."""
+    mc = unc[(unc["method"] == "monte_carlo") & (unc["zone"] != TOTAL)]
+    y1 = cfg.years[-1]
+    st = mc[(mc["quantity"] == "stock") & (mc["year"] == y1)].set_index("zone")
+    out = pd.DataFrame({f"stock_tC_p2_5_{y1}": st["p2_5_tC"],
+                        f"stock_tC_p97_5_{y1}": st["p97_5_tC"]})
+    sk = mc[mc["quantity"] == "sink"].set_index("zone")
+    if len(sk):
+        out["sink_tCO2e_p2_5"] = sk["p2_5_tCO2e"]
+        out["sink_tCO2e_p97_5"] = sk["p97_5_tCO2e"]
+    return out.rename_axis("zone").reset_index()

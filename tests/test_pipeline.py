@@ -147,3 +147,42 @@ def test_cli_run_and_validate_ok(tmp_path, capsys):
     assert "2020: carbon stock 12 t C" in out and "sink 6 t CO2e" in out
     assert main(["-q", "run", str(p)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_baseline_transitions_uncertainty_valuation(tmp_path):
+    p = make_project(tmp_path)
+    (tmp_path / "simple.csv").write_text(
+        "code,c_above,c_below,c_soil,c_dead,c_above_sd,units,source,verified\n"
+        "301,60,20,20,0,10,tC_per_ha,test,true\n103,10,0,40,0,0,tC_per_ha,test,true\n"
+        "101,0,0,60,0,0,tC_per_ha,test,false\n1101,0,0,0,0,0,tC_per_ha,test,true\n")
+    res = pipeline.run(load_config(p), verbose=False)
+    out = res.out_dir
+    tr = pd.read_csv(out / "transitions.csv", encoding="utf-8-sig")
+    aff = tr[(tr["from"] == 103) & (tr["to"] == 301)].iloc[0]
+    # 3 cells x 0.01 ha x (100 - 50) t C/ha = 1.5 t C: the whole sink comes from afforestation
+    assert aff["area_ha"] == pytest.approx(0.03) and aff["change_tC"] == pytest.approx(1.5)
+    assert aff["from_zh"] == "旱地" and aff["to_zh"] == "乔木林地"
+    assert tr["change_tC"].sum() == pytest.approx(1.5)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["change"]["change_by_pool_tC"]["c_above"] == pytest.approx(0.03 * 50)
+    assert s["change"]["unknown_area_ha"] == {"nodata_before_ha": 0.0, "nodata_after_ha": 0.0}
+    # shadow value at the China ETS 2024 average, 95.96 CNY/t CO2e
+    assert s["valuation"]["sink_value"] == pytest.approx(1.5 * 44 / 12 * 95.96)
+    u = s["uncertainty"]
+    assert u["draws"] == 1000 and u["stock_2020"]["central_tC"] == pytest.approx(12.4)
+    # only forest c_above is uncertain (sd 10): stock 2020 interval ~ 12.4 +- 1.96 x 10 x 0.06
+    assert u["stock_2020"]["p97_5_tC"] - u["stock_2020"]["p2_5_tC"] == pytest.approx(
+        2 * 1.96 * 10 * 0.06, rel=0.15)
+    # the afforested 0.03 ha carry the sink's uncertainty: 1.96 x 10 x 0.03
+    assert u["sink"]["p97_5_tC"] - u["sink"]["p2_5_tC"] == pytest.approx(
+        2 * 1.96 * 10 * 0.03, rel=0.15)
+    unc = pd.read_csv(out / "uncertainty.csv", encoding="utf-8-sig")
+    assert set(unc["method"]) == {"monte_carlo", "approach1"}
+    t = pd.read_csv(out / "townships.csv", encoding="utf-8-sig").set_index("zone")
+    w = t.loc["W"]  # no land change in the west: sink exactly 0 in every draw
+    assert w["sink_tCO2e_p2_5"] == 0 and w["sink_tCO2e_p97_5"] == 0
+    for pool in ("c_above", "c_below", "c_soil", "c_dead"):
+        assert (out / f"carbon_density_{pool}_tC_per_ha_2020.tif").exists()
+    # a second run with the same seed gives identical intervals
+    res2 = pipeline.run(load_config(p, out_dir=tmp_path / "again"), verbose=False)
+    assert json.loads((res2.out_dir / "summary.json").read_text())["uncertainty"] == u
