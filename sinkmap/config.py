@@ -29,6 +29,21 @@ zonal_method = "centre"      # or "fraction" (exact fractional coverage)
 lang = "zh"                  # map labels: zh or en
 pool_rasters = true          # also write one density COG per pool
 
+[farmland]                   # optional: SOC sink of conservation tillage (IPCC Tier 1)
+parcels = "inputs/parcels.gpkg"
+practice_field = "declared_practice"   # conservation / 保护性耕作 count
+area_field = "declared_area_mu"
+township_field = "township"  # holds the zone names ([zones] name_field)
+practice = "no_till"         # or reduced_till
+soc_edition = "ipcc2006"     # or ipcc2019
+
+[wetland]                    # restored wetlands (cropland -> marsh between the years)
+years_since = 0              # completed years since rewetting (0-19: first phase)
+
+[forest]                     # optional: Tier 2 forest from the inventory (小班)
+inventory = "inputs/forest_inventory.gpkg"
+table = "default"            # volume -> biomass factors per species group
+
 [uncertainty]
 draws = 1000                 # Monte Carlo draws (seeded, reproducible)
 seed = 0
@@ -82,6 +97,13 @@ class ProjectConfig:
     mc_draws: int = 1000
     mc_seed: int = 0
     price: str | float = "cea_2024_avg"
+    parcels: Path | None = None
+    parcel_fields: dict[str, str] = field(default_factory=dict)
+    tillage_practice: str = "no_till"
+    soc_edition: str = "ipcc2006"
+    wetland_years_since: int | None = 0
+    forest_inventory: Path | None = None
+    forest_table: str = "default"
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -90,8 +112,7 @@ class ProjectConfig:
 
     def input_paths(self) -> list[Path]:
         paths = [self.zones, *self.landcover.values()]
-        if self.boundary:
-            paths.append(self.boundary)
+        paths += [p for p in (self.boundary, self.parcels, self.forest_inventory) if p]
         for ref in (self.scheme, self.carbon_table):
             p = self.path.parent / ref
             if p.suffix.lower() == ".csv":
@@ -137,6 +158,7 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
     proj, region, zones = section("project"), section("region"), section("zones")
     lc, carbon, outputs = section("landcover"), section("carbon"), section("outputs")
     unc, val = section("uncertainty"), section("valuation")
+    farm, wet, forest = section("farmland"), section("wetland"), section("forest")
     if not isinstance(unc.get("draws", 1000), int) or unc.get("draws", 1000) < 1:
         problems.append("[uncertainty] draws must be an integer >= 1")
     if not isinstance(unc.get("seed", 0), int):
@@ -184,6 +206,16 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
         mc_draws=int(unc.get("draws", 1000)),
         mc_seed=int(unc.get("seed", 0)),
         price=val.get("price", "cea_2024_avg"),
+        parcels=_resolve(base, farm["parcels"]) if isinstance(farm.get("parcels"), str) else None,
+        parcel_fields={"practice": farm.get("practice_field", "declared_practice"),
+                       "area_mu": farm.get("area_field", "declared_area_mu"),
+                       "township": farm.get("township_field", "township")},
+        tillage_practice=str(farm.get("practice", "no_till")),
+        soc_edition=str(farm.get("soc_edition", "ipcc2006")),
+        wetland_years_since=wet.get("years_since", 0),
+        forest_inventory=(_resolve(base, forest["inventory"])
+                          if isinstance(forest.get("inventory"), str) else None),
+        forest_table=_table_ref(base, str(forest.get("table", "default"))),
         raw=raw,
     )
     if problems:
@@ -261,7 +293,9 @@ def validate(cfg: ProjectConfig, *, scan_codes: bool = True) -> list[str]:
                 add(cfg.landcover[y], f"grid ({g.describe()}) differs from {y0} "
                     f"({grids[y0].describe()}); fix: align it with gis.grid.align_to "
                     "(nearest/mode resampling for classes)")
-    for name, path in (("zones", cfg.zones), ("boundary", cfg.boundary)):
+    for name, path in (("zones", cfg.zones), ("boundary", cfg.boundary),
+                       ("farmland parcels", cfg.parcels),
+                       ("forest inventory", cfg.forest_inventory)):
         if path is None:
             continue
         if not path.exists() or path.is_dir():
@@ -273,11 +307,12 @@ def validate(cfg: ProjectConfig, *, scan_codes: bool = True) -> list[str]:
             add(path, f"cannot be read as a vector layer ({exc})")
             continue
         check_crs(path, info.get("crs"))
-        if name == "zones":
-            fields = list(info["fields"])
-            for f in {cfg.zone_id_field, cfg.zone_name_field}:
-                if f not in fields:
-                    add(path, f"zone field {f!r} not found; available: {', '.join(fields)}")
+        want = {"zones": {cfg.zone_id_field, cfg.zone_name_field},
+                "farmland parcels": set(cfg.parcel_fields.values())}.get(name, set())
+        fields = list(info["fields"])
+        for f in sorted(want):
+            if f not in fields:
+                add(path, f"{name} field {f!r} not found; available: {', '.join(fields)}")
     if scan_codes and scheme is not None and table is not None:
         for year, path in sorted(cfg.landcover.items()):
             if year not in grids:

@@ -44,6 +44,15 @@ scheme = "gbt21010"
 [carbon]
 table = "default"
 
+[farmland]
+parcels = "inputs/parcels.gpkg"
+
+[wetland]
+years_since = 0
+
+[forest]
+inventory = "inputs/forest_inventory.gpkg"
+
 [outputs]
 dir = "outputs"
 zonal_method = "centre"

@@ -19,9 +19,10 @@ import pandas as pd
 from gis.atomic import atomic_path
 from gis.crs import assert_same_crs, check_offset
 from gis.errors import ConfigError
+from gis.grid import GridSpec
 from gis.raster_io import read_raster, write_cog
 from gis.vector_io import read_vector
-from gis.zonal import M2_PER_MU, class_area_table
+from gis.zonal import M2_PER_MU, class_area_table, zonal_stats
 from layers.landcover import load_scheme
 from maps.carbon_map import carbon_density_map, save_map
 from sinkmap.config import ProjectConfig, validate
@@ -30,6 +31,7 @@ from sinkmap.progress import Steps
 from sinks.carbon import common_change, transition_matrix, unknown_area_ha
 from sinks.coefficients import CarbonTable, load_carbon_table
 from sinks.density import CO2_PER_C, carbon_density
+from sinks.soil import tillage_sink, wetland_restoration
 from sinks.uncertainty import TOTAL, approach1, monte_carlo
 from sinks.valuation import load_prices
 
@@ -123,6 +125,11 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
                 summary["change"]["transitions_changed_ha"] = float(
                     matrix.loc[matrix["changed"].fillna(True), "area_ha"].sum())
             value_sink(summary, cfg)
+            if cfg.parcels is not None:
+                town, summary["farmland_soc"] = farmland_soc(cfg, town)
+            if len(cfg.years) >= 2:
+                town, summary["wetland_restoration"] = wetlands(
+                    cfg, town, zones, landcovers[cfg.years[0]], landcovers[cfg.years[-1]], scheme)
         with steps.step(f"uncertainty ({cfg.mc_draws} Monte Carlo draws, Approach 1)"):
             areas = {y: t for y, t in zip(cfg.years, long_tables, strict=True)}
             unc = uncertainty(areas, table, cfg)
@@ -287,3 +294,71 @@ def uncertainty_by_zone(unc: pd.DataFrame, cfg: ProjectConfig) -> pd.DataFrame:
         out["sink_tCO2e_p2_5"] = sk["p2_5_tCO2e"]
         out["sink_tCO2e_p97_5"] = sk["p97_5_tCO2e"]
     return out.rename_axis("zone").reset_index()
+
+
+CONSERVATION = {"conservation", "保护性耕作", "no_till", "no-till", "免耕", "reduced_till", "少耕"}
+
+
+def farmland_soc(cfg: ProjectConfig, town: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Annual SOC sink of the conservation-tillage area per township (IPCC Tier 1).
+
+    Uses the *declared* area of the parcels; the tillage verification (a later step) replaces
+    it with the verified area.
+    """
+    f = cfg.parcel_fields
+    parcels = read_vector(cfg.parcels)
+    practice = parcels[f["practice"]].astype(str).str.strip().str.lower()
+    cons = parcels[practice.isin(CONSERVATION)]
+    area_mu = cons.groupby(f["township"])[f["area_mu"]].sum()
+    by_name = town.set_index("name")
+    unknown = sorted(set(area_mu.index) - set(by_name.index))
+    if unknown:
+        log.warning("%s: parcels in unknown townships %s are left out", cfg.parcels, unknown)
+    area_mu = area_mu.reindex(by_name.index).fillna(0.0)
+    ts = tillage_sink(area_mu, unit="mu", practice=cfg.tillage_practice,
+                      edition=cfg.soc_edition)
+    town = town.assign(tillage_area_mu=area_mu.to_numpy(),
+                       tillage_sink_tCO2e_per_yr=pd.Series(ts.sink_tCO2e_per_yr).to_numpy())
+    block = {"area_basis": "declared (not yet verified)", "practice": cfg.tillage_practice,
+             "edition": cfg.soc_edition, "area_mu": float(area_mu.sum()),
+             "sink_tC_per_yr": float(pd.Series(ts.sink_tC_per_yr).sum()),
+             "sink_tCO2e_per_yr": float(pd.Series(ts.sink_tCO2e_per_yr).sum()),
+             "rate_tCO2e_per_ha_per_yr": ts.tCO2e_per_ha_per_yr, "years": ts.years,
+             "target_mu": 80_000, "unverified_factors": list(ts.unverified)}
+    return town, block
+
+
+def wetlands(cfg: ProjectConfig, town: pd.DataFrame, zones: gpd.GeoDataFrame, before: Any,
+             after: Any, scheme: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Restored wetland (cropland -> marsh) per township: soil CO2 removal beside CH4.
+
+    IPCC 2013 Wetlands Supplement Tier 1; at default factors restored wetlands are often net
+    emitters, which the report shows as a negative net.
+    """
+    t = scheme.table
+    crop = t.index[t["ipcc_category"] == "cropland"].to_numpy()
+    marsh = t.index[t.get("canonical", pd.Series(dtype=str)).isin(["marsh", "inland_flat"])]
+    restored = (before.isin(crop) & after.isin(marsh.to_numpy())).astype("float32")
+    restored = restored.rio.write_crs(before.rio.crs).rio.write_transform(before.rio.transform())
+    restored = restored.rio.write_nodata(None, encoded=False)
+    restored.attrs.update(units="fraction", kind="continuous")
+    st = zonal_stats(restored, zones, cfg.zone_id_field, method=cfg.zonal_method)
+    pixel_ha = GridSpec.of(before).pixel_area_m2 / 10_000
+    area = (st.set_index("zone")["sum"] * pixel_ha).reindex(town["zone"]).fillna(0.0)
+    wb = wetland_restoration(area, years_since=cfg.wetland_years_since)
+    fr = wb.to_frame()
+    town = town.assign(wetland_restored_ha=area.to_numpy(),
+                       wetland_co2_removal_tCO2e_per_yr=fr["co2_removal_tCO2e_per_yr"].to_numpy(),
+                       wetland_ch4_tCO2e_per_yr=fr["ch4_emission_tCO2e_per_yr"].to_numpy(),
+                       wetland_net_tCO2e_per_yr=fr["net_tCO2e_per_yr"].to_numpy())
+    net = float(fr["net_tCO2e_per_yr"].sum())
+    block = {"restored_ha": float(area.sum()), "years_since": cfg.wetland_years_since,
+             "co2_removal_tCO2e_per_yr": float(fr["co2_removal_tCO2e_per_yr"].sum()),
+             "ch4_emission_tCH4_per_yr": float(fr["ch4_emission_tCH4_per_yr"].sum()),
+             "ch4_emission_tCO2e_per_yr": float(fr["ch4_emission_tCO2e_per_yr"].sum()),
+             "net_tCO2e_per_yr": net, "gwp_ch4": wb.gwp_ch4,
+             "method": "IPCC 2013 Wetlands Supplement Tier 1 (inland mineral soils, rewetting)",
+             "note": ("net GHG SOURCE at default factors: CH4 outweighs the soil CO2 removal"
+                      if net < 0 else "net GHG sink"),
+             "unverified_factors": list(wb.unverified)}
+    return town, block

@@ -186,3 +186,42 @@ def test_baseline_transitions_uncertainty_valuation(tmp_path):
     # a second run with the same seed gives identical intervals
     res2 = pipeline.run(load_config(p, out_dir=tmp_path / "again"), verbose=False)
     assert json.loads((res2.out_dir / "summary.json").read_text())["uncertainty"] == u
+
+
+def test_farmland_soc_and_wetland_restoration(tmp_path):
+    import geopandas as gpd
+    import shapely
+
+    from gis.grid import make_raster
+    from gis.raster_io import write_cog
+    from gis.vector_io import write_vector
+    from tests.project_fixture import GRID, LC2025
+
+    p = make_project(tmp_path, table="default")
+    lc = LC2025.copy()
+    lc[3, 3] = 1108  # one paddy cell (0.01 ha) rewetted to marsh
+    (tmp_path / "lc2025.tif").unlink()
+    write_cog(make_raster(lc, GRID, nodata=0, units="class", kind="categorical"),
+              tmp_path / "lc2025.tif")
+    parcels = gpd.GeoDataFrame(
+        {"declared_practice": ["保护性耕作", "conventional", "conservation"],
+         "declared_area_mu": [600.0, 900.0, 300.0], "township": ["东镇", "东镇", "西乡"]},
+        geometry=[shapely.box(500_030, 4_700_000, 500_040, 4_700_010)] * 3, crs="EPSG:4551")
+    write_vector(parcels, tmp_path / "parcels.gpkg")
+    p.write_text(p.read_text() + '\n[farmland]\nparcels = "parcels.gpkg"\n')
+    s = json.loads((pipeline.run(load_config(p), verbose=False).out_dir
+                    / "summary.json").read_text())
+    f = s["farmland_soc"]
+    # 900 mu conservation = 60 ha x 95 x 0.69 x (1.15 - 1.00) / 20 yr x 44/12
+    assert f["area_mu"] == 900
+    assert f["sink_tCO2e_per_yr"] == pytest.approx(900 * 666.67 / 1e4 * 65.55 * 0.15 / 20
+                                                   * 44 / 12)
+    w = s["wetland_restoration"]
+    assert w["restored_ha"] == pytest.approx(0.01)
+    # soil: 87 x (0.80 - 0.71) / 20 t C/ha/yr; CH4: 235 kg/ha/yr x GWP 28
+    assert w["co2_removal_tCO2e_per_yr"] == pytest.approx(0.01 * 87 * 0.09 / 20 * 44 / 12)
+    assert w["ch4_emission_tCO2e_per_yr"] == pytest.approx(0.01 * 0.235 * 28)
+    assert w["net_tCO2e_per_yr"] < 0 and "SOURCE" in w["note"]
+    t = pd.read_csv(tmp_path / "out" / "townships.csv", encoding="utf-8-sig").set_index("zone")
+    assert t.loc["E", "tillage_area_mu"] == 600 and t.loc["W", "tillage_area_mu"] == 300
+    assert t.loc["E", "wetland_restored_ha"] == pytest.approx(0.01)
