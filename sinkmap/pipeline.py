@@ -30,7 +30,8 @@ from sinkmap.manifest import write_manifest
 from sinkmap.progress import Steps
 from sinks.carbon import common_change, transition_matrix, unknown_area_ha
 from sinks.coefficients import CarbonTable, load_carbon_table
-from sinks.density import CO2_PER_C, carbon_density
+from sinks.density import CO2_PER_C, FOREST_CLASSES, pool_densities
+from sinks.forest import inventory_carbon, load_forest_table, tier_shares
 from sinks.soil import tillage_sink, wetland_restoration
 from sinks.uncertainty import TOTAL, approach1, monte_carlo
 from sinks.valuation import load_prices
@@ -66,12 +67,12 @@ def header(col: str, lang: str) -> str:
     return f"{label} {year}".strip()
 
 
-def stocks_by_zone(areas: pd.DataFrame, table: CarbonTable) -> pd.DataFrame:
-    """Per-zone stock (t C) and mean density from a class-area table and per-class densities."""
-    dens = table.total()
-    a = areas.assign(stock_tC=areas["area_ha"] * areas["class"].map(dens))
-    g = a.groupby("zone", sort=True).agg(valid_area_ha=("area_ha", "sum"),
-                                         stock_tC=("stock_tC", "sum"))
+def stocks_by_zone(density: Any, zones: gpd.GeoDataFrame, cfg: ProjectConfig) -> pd.DataFrame:
+    """Per-zone stock (t C), valid area (ha) and mean density from a density raster."""
+    st = zonal_stats(density, zones, cfg.zone_id_field, method=cfg.zonal_method).set_index("zone")
+    pixel_ha = GridSpec.of(density).pixel_area_m2 / 10_000
+    g = pd.DataFrame({"valid_area_ha": st["cells"] * pixel_ha,
+                      "stock_tC": st["sum"] * pixel_ha})
     g["mean_density_tC_per_ha"] = g["stock_tC"] / g["valid_area_ha"]
     return g
 
@@ -98,21 +99,31 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
         per_year: dict[int, pd.DataFrame] = {}
         long_tables = []
         landcovers: dict[int, Any] = {}
+        tiers: dict[str, Any] = {}
+        forest_codes = scheme.table.index[
+            scheme.table.get("canonical", pd.Series(dtype=str)).isin(FOREST_CLASSES)].to_numpy()
+        inv_c = None
+        if cfg.forest_inventory is not None:
+            inv_c = inventory_carbon(read_vector(cfg.forest_inventory),
+                                     load_forest_table(cfg.forest_table))
         density = None
         for year in cfg.years:
             lc = read_raster(cfg.landcover[year], kind="categorical")
             with steps.step(f"class areas per township {year}"):
                 areas = class_area_table(lc, zones, cfg.zone_id_field, method=cfg.zonal_method)
             long_tables.append(areas.assign(year=year))
-            per_year[year] = stocks_by_zone(areas, table)
             with steps.step(f"carbon density {year} (total and per pool)"):
-                density = carbon_density(lc, table)
+                pools, density, tier = pool_densities(lc, table, inventory_c=inv_c,
+                                                      forest_codes=forest_codes)
                 write_cog(density, stage / f"carbon_density_tC_per_ha_{year}.tif",
                           progress=steps.blocks)
                 if cfg.pool_rasters:
-                    for pool in table.pools:
-                        write_cog(carbon_density(lc, table, pool=pool),
-                                  stage / f"carbon_density_{pool}_tC_per_ha_{year}.tif")
+                    for pool, d in pools.items():
+                        write_cog(d, stage / f"carbon_density_{pool}_tC_per_ha_{year}.tif")
+                per_year[year] = stocks_by_zone(density, zones, cfg)
+                if tier is not None:
+                    shares = tier_shares(tier, density=density)
+                    tiers[str(year)] = shares.reset_index().to_dict(orient="records")
             landcovers[year] = lc
         with steps.step("township tables"):
             town, summary = township_table(cfg, zones, per_year, table, long_tables[-1])
@@ -120,11 +131,12 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
                 matrix = transition_matrix(landcovers[cfg.years[0]], landcovers[cfg.years[-1]],
                                            table)
                 write_transitions(stage, matrix, scheme)
-                summary["change"].update(common_change(matrix, table))
+                summary["change"]["transitions_tier1"] = common_change(matrix, table)
                 summary["change"]["unknown_area_ha"] = unknown_area_ha(matrix)
                 summary["change"]["transitions_changed_ha"] = float(
                     matrix.loc[matrix["changed"].fillna(True), "area_ha"].sum())
             value_sink(summary, cfg)
+            summary["forest_tiers"] = tiers or {"note": "Tier 1 only (no forest inventory)"}
             if cfg.parcels is not None:
                 town, summary["farmland_soc"] = farmland_soc(cfg, town)
             if len(cfg.years) >= 2:

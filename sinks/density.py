@@ -6,6 +6,7 @@ density x pixel area (ha). Both are lazy, block-wise rasters on the land cover's
 
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
 import xarray as xr
 
@@ -49,3 +50,37 @@ def carbon_stock(density: xr.DataArray) -> xr.DataArray:
                kind="continuous", name="carbon_stock_tC")
     out.attrs.update({k: v for k, v in density.attrs.items() if k in ("coefficients", "pool")})
     return out
+
+
+FOREST_CLASSES = ("forest", "forest_broadleaf", "forest_conifer", "forest_mixed")
+
+
+def pool_densities(landcover: xr.DataArray, table: CarbonTable, *,
+                   inventory_c: gpd.GeoDataFrame | None = None,
+                   forest_codes: np.ndarray | None = None
+                   ) -> tuple[dict[str, xr.DataArray], xr.DataArray, xr.DataArray | None]:
+    """Density per pool, their total, and the forest tier raster (or ``None``), all lazy.
+
+    Tier 1 everywhere from ``table``; with ``inventory_c`` (``sinks.forest.inventory_carbon``)
+    the biomass and dead-organic-matter pools of forest pixels (``forest_codes``) covered by a
+    sub-compartment are Tier 2; soil stays Tier 1.
+    """
+    from sinks.forest import TIER2_POOLS, burn_tier2, combine_tiers
+
+    pools = {p: carbon_density(landcover, table, pool=p) for p in table.pools}
+    tier = None
+    if inventory_c is not None and forest_codes is not None and len(forest_codes):
+        mask = landcover.isin(forest_codes)
+        for p in TIER2_POOLS:
+            if p in pools:
+                pools[p], tier = combine_tiers(pools[p], burn_tier2(inventory_c, landcover, p),
+                                               mask)
+                pools[p].name = f"carbon_density_{p}_tC_per_ha"
+                pools[p].attrs.update(units="tC_per_ha", kind="continuous")
+    first = next(iter(pools.values()))
+    data = sum((pools[p].data for p in table.pools), start=first.data * 0)
+    total = like(landcover, data, nodata=np.nan, units="tC_per_ha", kind="continuous",
+                 name="carbon_density_total_tC_per_ha")
+    total.attrs.update(coefficients=table.source, pool="total",
+                       tiers="1 and 2 (forest inventory)" if tier is not None else "1")
+    return pools, total, tier

@@ -164,7 +164,7 @@ def test_baseline_transitions_uncertainty_valuation(tmp_path):
     assert aff["from_zh"] == "旱地" and aff["to_zh"] == "乔木林地"
     assert tr["change_tC"].sum() == pytest.approx(1.5)
     s = json.loads((out / "summary.json").read_text())
-    assert s["change"]["change_by_pool_tC"]["c_above"] == pytest.approx(0.03 * 50)
+    assert s["change"]["transitions_tier1"]["change_by_pool_tC"]["c_above"] == pytest.approx(1.5)
     assert s["change"]["unknown_area_ha"] == {"nodata_before_ha": 0.0, "nodata_after_ha": 0.0}
     # shadow value at the China ETS 2024 average, 95.96 CNY/t CO2e
     assert s["valuation"]["sink_value"] == pytest.approx(1.5 * 44 / 12 * 95.96)
