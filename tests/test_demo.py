@@ -45,6 +45,19 @@ def test_demo_outputs(demo):
     assert 60 < mean < 160, "county mean density within NE-China ranges (t C/ha)"
     with rasterio.open(o / "carbon_density_tC_per_ha_2020.tif") as src:
         assert src.crs.to_epsg() == 4551 and src.res == (30.0, 30.0) and src.overviews(1)
+    # Tier 2 forest from the inventory covers most forest (the generator covers ~72 %)
+    t2 = {r["tier"]: r for r in s["forest_tiers"]["2020"]}
+    assert 60 < t2[2]["share_pct"] < 85 and t2[1]["share_pct"] + t2[2]["share_pct"] == \
+        pytest.approx(100)
+    # conservation tillage (declared) and restored wetlands are reported, CH4 beside CO2
+    assert 0 < s["farmland_soc"]["area_mu"] < 200_000
+    w = s["wetland_restoration"]
+    assert w["restored_ha"] > 100 and w["ch4_emission_tCO2e_per_yr"] > 0
+    assert (w["net_tCO2e_per_yr"] < 0) == ("SOURCE" in w["note"])
+    assert s["uncertainty"]["draws"] == 1000
+    assert s["uncertainty"]["sink"]["p2_5_tC"] < s["change"]["stock_change_tC"] \
+        < s["uncertainty"]["sink"]["p97_5_tC"]
+    assert (o / "transitions.csv").is_file() and (o / "uncertainty.csv").is_file()
     m = json.loads((o / "manifest.json").read_text())
     assert any(i["path"] == "inputs/landcover_2020.tif" for i in m["inputs"])
     assert m["parameters"]["config"]["landcover"]["years"]["2025"]
