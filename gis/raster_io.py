@@ -82,12 +82,14 @@ def valid_mask(da: xr.DataArray) -> xr.DataArray:
 
 
 def write_cog(da: xr.DataArray, path: str | Path, *, overwrite: bool = False,
-              inputs: tuple[str | Path, ...] = (), progress: Any = None) -> Path:
+              inputs: tuple[str | Path, ...] = (), progress: Any = None,
+              cog: bool = True) -> Path:
     """Write a raster as a tiled, DEFLATE-compressed Cloud-Optimised GeoTIFF with overviews.
 
     Blocks are computed and written one at a time (memory stays bounded), into a temporary
     GeoTIFF beside the target; it is then copied to COG layout and renamed onto ``path``. An
-    error at any point leaves neither ``path`` nor temporary files.
+    error at any point leaves neither ``path`` nor temporary files. ``cog=False`` writes a tiled,
+    DEFLATE-compressed GeoTIFF in a single pass instead (no overviews, no COG layout).
     """
     grid = GridSpec.of(da)
     nodata = da.rio.nodata
@@ -103,7 +105,9 @@ def write_cog(da: xr.DataArray, path: str | Path, *, overwrite: bool = False,
         np.asarray(da.data), chunks=DEFAULT_CHUNK)
     target = Path(path)
     with atomic_path(target, overwrite=overwrite, inputs=inputs) as tmp:
-        stage = tmp.with_name(tmp.name + ".stage.tif")
+        stage = tmp.with_name(tmp.name + ".stage.tif") if cog else tmp
+        if not cog:
+            profile.update(compress="deflate", predictor=3 if dtype.kind == "f" else 2)
         try:
             with rasterio.open(stage, "w", **profile) as dst:
                 blocks = list(np.ndindex(*data.numblocks))
@@ -122,13 +126,16 @@ def write_cog(da: xr.DataArray, path: str | Path, *, overwrite: bool = False,
             # GDAL's block cache defaults to 5 % of RAM; bound it for the COG copy so memory
             # does not follow raster size. (Only here: an active rasterio.Env slows down
             # rasterize in dask worker threads ~10x, so block computation stays outside it.)
-            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-                rio_copy(stage, tmp, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=BLOCKSIZE,
-                         OVERVIEWS="AUTO", RESAMPLING="NEAREST" if categorical else "AVERAGE",
-                         BIGTIFF="IF_SAFER", PREDICTOR="YES" if dtype.kind == "f" else "NO",
-                         NUM_THREADS="ALL_CPUS")
+            if cog:
+                with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+                    rio_copy(stage, tmp, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=BLOCKSIZE,
+                             OVERVIEWS="AUTO",
+                             RESAMPLING="NEAREST" if categorical else "AVERAGE",
+                             BIGTIFF="IF_SAFER", PREDICTOR="YES" if dtype.kind == "f" else "NO",
+                             NUM_THREADS="ALL_CPUS")
         finally:
-            for p in (stage, stage.with_name(stage.name + ".aux.xml")):
-                p.unlink(missing_ok=True)
+            if cog:
+                for p in (stage, stage.with_name(stage.name + ".aux.xml")):
+                    p.unlink(missing_ok=True)
     log.info("wrote %s (%s)", target, grid.describe())
     return target

@@ -58,7 +58,20 @@ def map_lut(da: xr.DataArray, codes: np.ndarray, values: np.ndarray, *, nodata_o
     nod = da.rio.nodata
     out_dtype = np.dtype(dtype)
 
+    dense = None
+    if np.dtype(da.dtype).kind in "ui" and np.dtype(da.dtype).itemsize <= 2 and \
+            len(codes_s) and codes_s.min() >= 0:
+        # 8/16-bit class rasters: one direct table lookup per cell (as fast as numpy gets)
+        size = 1 << (8 * np.dtype(da.dtype).itemsize)
+        dense = np.full(size, nodata_out, dtype=out_dtype)
+        ok = codes_s < size
+        dense[codes_s[ok].astype(np.int64)] = values_s[ok]
+        if nod is not None and 0 <= nod < size:
+            dense[int(nod)] = nodata_out
+
     def _block(block: np.ndarray) -> np.ndarray:
+        if dense is not None and block.dtype.kind == "u":
+            return dense[block]
         idx = np.searchsorted(codes_s, block)
         idx = np.clip(idx, 0, len(codes_s) - 1)
         hit = codes_s[idx] == block

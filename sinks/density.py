@@ -6,6 +6,7 @@ density x pixel area (ha). Both are lazy, block-wise rasters on the land cover's
 
 from __future__ import annotations
 
+import dask.array as dsa
 import geopandas as gpd
 import numpy as np
 import xarray as xr
@@ -65,20 +66,33 @@ def pool_densities(landcover: xr.DataArray, table: CarbonTable, *,
     the biomass and dead-organic-matter pools of forest pixels (``forest_codes``) covered by a
     sub-compartment are Tier 2; soil stays Tier 1.
     """
-    from sinks.forest import TIER2_POOLS, burn_tier2, combine_tiers
+    from sinks.forest import TIER2_POOLS, burn_index, burn_tier2, combine_tiers
 
     pools = {p: carbon_density(landcover, table, pool=p) for p in table.pools}
     tier = None
     if inventory_c is not None and forest_codes is not None and len(forest_codes):
         mask = landcover.isin(forest_codes)
+        index = burn_index(inventory_c, landcover)  # one rasterisation shared by all pools
         for p in TIER2_POOLS:
             if p in pools:
-                pools[p], tier = combine_tiers(pools[p], burn_tier2(inventory_c, landcover, p),
-                                               mask)
+                pools[p], tier = combine_tiers(
+                    pools[p], burn_tier2(inventory_c, landcover, p, index=index), mask)
                 pools[p].name = f"carbon_density_{p}_tC_per_ha"
                 pools[p].attrs.update(units="tC_per_ha", kind="continuous")
-    first = next(iter(pools.values()))
-    data = sum((pools[p].data for p in table.pools), start=first.data * 0)
+    # the total in one blockwise pass (not the sum of the pool graphs: ~2x faster)
+    codes = table.table.index.to_numpy()
+    t1_total = map_lut(landcover, codes, table.total().to_numpy(), nodata_out=np.nan)
+    if tier is None:
+        data = t1_total
+    else:
+        t2_pools = [p for p in TIER2_POOLS if p in table.pools]
+        rest = [p for p in table.pools if p not in t2_pools]
+        t1_rest = map_lut(landcover, codes, table.table[rest].sum(axis=1).to_numpy(),
+                          nodata_out=np.nan)
+        t2 = np.concatenate([[np.nan], inventory_c[t2_pools].sum(axis=1).to_numpy("float64")])
+        lut2 = t2.astype("float32")
+        data = dsa.map_blocks(lambda a, r, i, t: np.where(t == 2, lut2[i] + r, a),
+                              t1_total, t1_rest, index.data, tier.data, dtype="float32")
     total = like(landcover, data, nodata=np.nan, units="tC_per_ha", kind="continuous",
                  name="carbon_density_total_tC_per_ha")
     total.attrs.update(coefficients=table.source, pool="total",

@@ -295,16 +295,49 @@ def _template_chunks(template: xr.DataArray) -> tuple[tuple[int, ...], tuple[int
     return dsa.core.normalize_chunks(DEFAULT_CHUNK, template.shape)
 
 
-def burn_tier2(inventory_c: gpd.GeoDataFrame, template: xr.DataArray, pool: str
-               ) -> xr.DataArray:
-    """Rasterise one Tier 2 pool density (t C/ha, float32) onto ``template``'s grid, lazily.
+def burn_index(inventory_c: gpd.GeoDataFrame, template: xr.DataArray) -> xr.DataArray:
+    """Which sub-compartment covers each cell: row position + 1 (0 = none), lazily.
 
-    Pixel-centre rule (a cell takes the value of the sub-compartment containing its centre; NaN
-    where none does). Each dask block rasterises only the polygons that meet it, on its own
-    window transform, so no full-size array is ever made; the block structure follows the
-    template's. Sub-compartments should not overlap; where they do, the later row wins. The
-    inventory must be in the raster's CRS (:class:`~gis.errors.CRSMismatchError` otherwise).
+    Pixel-centre rule; each dask block rasterises only the polygons that meet it, on its own
+    window transform, so no full-size array is ever made. Rasterised once and shared by every
+    pool (:func:`burn_tier2` looks the pool values up in it). Where sub-compartments overlap,
+    the later row wins. The inventory must be in the raster's CRS
+    (:class:`~gis.errors.CRSMismatchError` otherwise).
     """
+    src = inventory_c.attrs.get("source", "forest inventory")
+    assert_same_crs(template.rio.crs, inventory_c.crs,
+                    names=(f"raster {template.name or 'template'}", str(src)))
+    grid = GridSpec.of(template)
+    geoms = inventory_c.geometry.to_numpy()
+    rows = np.arange(1, len(geoms) + 1, dtype="int32")
+    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    geoms, rows = geoms[keep], rows[keep]
+    tree = shapely.STRtree(geoms)
+
+    def _block(block_info: dict | None = None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        win = Window(c0, r0, c1 - c0, r1 - r0)
+        out = np.zeros((r1 - r0, c1 - c0), dtype="int32")
+        hits = np.sort(tree.query(shapely.box(*rasterio.windows.bounds(win, grid.transform)),
+                                  predicate="intersects"))
+        if hits.size:
+            rasterio.features.rasterize(
+                zip(geoms[hits], rows[hits], strict=True), out=out,
+                transform=grid.window_transform(win), all_touched=False)
+        return out
+
+    token = dask.base.tokenize(grid, shapely.to_wkb(geoms).tolist(), rows)
+    data = dsa.map_blocks(_block, dtype="int32", chunks=_template_chunks(template),
+                          name=f"burn-inventory-{token}")
+    return like(template, data, nodata=0, units="row", kind="categorical",
+                name="inventory_row")
+
+
+def burn_tier2(inventory_c: gpd.GeoDataFrame, template: xr.DataArray, pool: str,
+               *, index: xr.DataArray | None = None) -> xr.DataArray:
+    """One Tier 2 pool density (t C/ha, float32) on ``template``'s grid, lazily; NaN where no
+    sub-compartment covers a cell. Pass ``index`` (:func:`burn_index`) to share one
+    rasterisation between pools."""
     src = inventory_c.attrs.get("source", "forest inventory")
     if pool not in TIER2_POOLS:
         why = " (soil carbon stays Tier 1)" if pool == "c_soil" else ""
@@ -312,31 +345,10 @@ def burn_tier2(inventory_c: gpd.GeoDataFrame, template: xr.DataArray, pool: str
     if pool not in inventory_c.columns:
         raise InputError(f"has no {pool} column", source=src,
                          fix="compute the densities first with sinks.forest.inventory_carbon")
-    assert_same_crs(template.rio.crs, inventory_c.crs,
-                    names=(f"raster {template.name or 'template'}", str(src)))
-    grid = GridSpec.of(template)
-    geoms = inventory_c.geometry.to_numpy()
-    values = inventory_c[pool].to_numpy(dtype="float64")
-    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms)) & np.isfinite(values)
-    geoms, values = geoms[keep], values[keep]
-    tree = shapely.STRtree(geoms)
-
-    def _block(block_info: dict | None = None) -> np.ndarray:
-        (r0, r1), (c0, c1) = block_info[None]["array-location"]
-        win = Window(c0, r0, c1 - c0, r1 - r0)
-        out = np.full((r1 - r0, c1 - c0), np.nan, dtype="float32")
-        hits = np.sort(tree.query(shapely.box(*rasterio.windows.bounds(win, grid.transform)),
-                                  predicate="intersects"))
-        if hits.size:
-            with rasterio.Env():  # each dask worker thread needs its own GDAL environment
-                rasterio.features.rasterize(
-                    zip(geoms[hits], values[hits], strict=True), out=out,
-                    transform=grid.window_transform(win), all_touched=False)
-        return out
-
-    token = dask.base.tokenize(pool, grid, shapely.to_wkb(geoms).tolist(), values)
-    data = dsa.map_blocks(_block, dtype="float32", chunks=_template_chunks(template),
-                          name=f"burn-tier2-{pool}-{token}")
+    idx = burn_index(inventory_c, template) if index is None else index
+    lut = np.concatenate([[np.nan], inventory_c[pool].to_numpy(dtype="float64")])
+    lut = np.where(np.isfinite(lut), lut, np.nan).astype("float32")
+    data = idx.data.map_blocks(lambda b: lut[b], dtype="float32")
     out = like(template, data, nodata=np.nan, units="tC_per_ha", kind="continuous",
                name=f"tier2_{pool}_tC_per_ha")
     out.attrs.update(pool=pool, tier=2, source=str(src),
