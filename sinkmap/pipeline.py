@@ -48,6 +48,19 @@ HEADERS = {  # machine column -> (中文, English) for the XLSX and the map
     "stock_change_tC": ("碳储量变化 (t C)", "Stock change (t C)"),
     "sink_tCO2e": ("碳汇量 (t CO2e, 吸收为正)", "Sink (t CO2e, removal positive)"),
     "sink_tCO2e_per_yr": ("年均碳汇量 (t CO2e/年)", "Annual sink (t CO2e/yr)"),
+    "sink_tCO2e_p2_5": ("碳汇量 95%区间下限 (t CO2e)", "Sink, 95 % interval low (t CO2e)"),
+    "sink_tCO2e_p97_5": ("碳汇量 95%区间上限 (t CO2e)", "Sink, 95 % interval high (t CO2e)"),
+    "stock_tC_p2_5": ("碳储量 95%区间下限 (t C)", "Stock, 95 % interval low (t C)"),
+    "stock_tC_p97_5": ("碳储量 95%区间上限 (t C)", "Stock, 95 % interval high (t C)"),
+    "tillage_area_mu": ("保护性耕作面积 (亩, 申报)", "Conservation tillage (mu, declared)"),
+    "tillage_sink_tCO2e_per_yr": ("保护性耕作土壤碳汇 (t CO2e/年)",
+                                  "Conservation-tillage soil sink (t CO2e/yr)"),
+    "wetland_restored_ha": ("恢复湿地面积 (ha)", "Restored wetland (ha)"),
+    "wetland_co2_removal_tCO2e_per_yr": ("湿地土壤CO2吸收 (t CO2e/年)",
+                                         "Wetland soil CO2 removal (t CO2e/yr)"),
+    "wetland_ch4_tCO2e_per_yr": ("湿地CH4排放 (t CO2e/年)", "Wetland CH4 emission (t CO2e/yr)"),
+    "wetland_net_tCO2e_per_yr": ("湿地净温室气体 (t CO2e/年, 吸收为正)",
+                                 "Wetland net GHG (t CO2e/yr, removal positive)"),
 }
 
 
@@ -60,7 +73,7 @@ class RunResult:
 def header(col: str, lang: str) -> str:
     """Display label of a township-table column, e.g. ``stock_tC_2020`` -> ``碳储量 (t C) 2020``."""
     base, _, year = col.rpartition("_")
-    if not year.isdigit():
+    if not (year.isdigit() and len(year) == 4):
         base, year = col, ""
     zh, en = HEADERS.get(base, (col, col))
     label = zh if lang == "zh" else en
@@ -100,6 +113,7 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
         long_tables = []
         landcovers: dict[int, Any] = {}
         tiers: dict[str, Any] = {}
+        densities: dict[int, Any] = {}
         forest_codes = scheme.table.index[
             scheme.table.get("canonical", pd.Series(dtype=str)).isin(FOREST_CLASSES)].to_numpy()
         inv_c = None
@@ -121,12 +135,20 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
                     for pool, d in pools.items():
                         write_cog(d, stage / f"carbon_density_{pool}_tC_per_ha_{year}.tif")
                 per_year[year] = stocks_by_zone(density, zones, cfg)
+                densities[year] = density
                 if tier is not None:
                     shares = tier_shares(tier, density=density)
                     tiers[str(year)] = shares.reset_index().to_dict(orient="records")
             landcovers[year] = lc
         with steps.step("township tables"):
-            town, summary = township_table(cfg, zones, per_year, table, long_tables[-1])
+            change = None
+            if len(cfg.years) >= 2:  # over cells valid in both years (as InVEST's change map)
+                diff = densities[cfg.years[-1]] - densities[cfg.years[0]]
+                diff = diff.rio.write_nodata(float("nan"), encoded=False)
+                diff.attrs.update(units="tC_per_ha", kind="continuous")
+                change = stocks_by_zone(diff, zones, cfg)["stock_tC"]
+            town, summary = township_table(cfg, zones, per_year, table, long_tables[-1],
+                                           change)
             if len(cfg.years) >= 2:
                 matrix = transition_matrix(landcovers[cfg.years[0]], landcovers[cfg.years[-1]],
                                            table)
@@ -157,8 +179,10 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
             cols = {f"mean_density_tC_per_ha_{y}": header(f"mean_density_tC_per_ha_{y}", cfg.lang),
                     f"stock_tC_{y}": header(f"stock_tC_{y}", cfg.lang),
                     "area_ha": header("area_ha", cfg.lang)}
-            if "sink_tCO2e" in town:
-                cols["sink_tCO2e"] = header("sink_tCO2e", cfg.lang)
+            for extra in ("sink_tCO2e", "sink_tCO2e_p2_5", "sink_tCO2e_p97_5",
+                          "tillage_sink_tCO2e_per_yr", "wetland_net_tCO2e_per_yr"):
+                if extra in town:
+                    cols[extra] = header(extra, cfg.lang)
             title = (f"{cfg.name} — 碳密度 {y}" if cfg.lang == "zh"
                      else f"{cfg.name} — carbon density {y}")
             note = (f"sinkmap {summary['sinkmap_version']}; coefficients: {table.name} "
@@ -180,7 +204,8 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
 
 def township_table(cfg: ProjectConfig, zones: gpd.GeoDataFrame,
                    per_year: dict[int, pd.DataFrame], table: CarbonTable,
-                   last_areas: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+                   last_areas: pd.DataFrame, change_tC: pd.Series | None = None
+                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One row per zone: area, stock and mean density per year, change and sink (t CO2e)."""
     from sinkmap import __version__
 
@@ -205,10 +230,13 @@ def township_table(cfg: ProjectConfig, zones: gpd.GeoDataFrame,
     }
     if len(years) >= 2:
         y0, y1 = years[0], years[-1]
-        z["stock_change_tC"] = z[f"stock_tC_{y1}"] - z[f"stock_tC_{y0}"]
+        # the change counts only cells valid in both years: a gap in one map is unknown area,
+        # not a loss or gain of carbon
+        z["stock_change_tC"] = (change_tC if change_tC is not None
+                                else z[f"stock_tC_{y1}"] - z[f"stock_tC_{y0}"])
         z["sink_tCO2e"] = z["stock_change_tC"] * CO2_PER_C
         z["sink_tCO2e_per_yr"] = z["sink_tCO2e"] / (y1 - y0)
-        change = totals[str(y1)]["stock_tC"] - totals[str(y0)]["stock_tC"]
+        change = float(z["stock_change_tC"].sum())
         summary["change"] = {"from": y0, "to": y1, "stock_change_tC": change,
                              "sink_tCO2e": change * CO2_PER_C,
                              "sink_tCO2e_per_yr": change * CO2_PER_C / (y1 - y0)}

@@ -225,3 +225,25 @@ def test_farmland_soc_and_wetland_restoration(tmp_path):
     t = pd.read_csv(tmp_path / "out" / "townships.csv", encoding="utf-8-sig").set_index("zone")
     assert t.loc["E", "tillage_area_mu"] == 600 and t.loc["W", "tillage_area_mu"] == 300
     assert t.loc["E", "wetland_restored_ha"] == pytest.approx(0.01)
+
+
+def test_nodata_in_one_year_is_unknown_area_not_a_loss(tmp_path):
+    from gis.grid import make_raster
+    from gis.raster_io import write_cog
+    from tests.project_fixture import GRID, LC2025
+
+    p = make_project(tmp_path)
+    lc = LC2025.copy()
+    lc[0, 0] = 0  # a forest cell of 2020 is missing in 2025 (e.g. cloud in the source)
+    (tmp_path / "lc2025.tif").unlink()
+    write_cog(make_raster(lc, GRID, nodata=0, units="class", kind="categorical"),
+              tmp_path / "lc2025.tif")
+    out = pipeline.run(load_config(p), verbose=False).out_dir
+    s = json.loads((out / "summary.json").read_text())
+    assert s["change"]["unknown_area_ha"]["nodata_after_ha"] == pytest.approx(0.01)
+    # the 2025 stock is lower (one forest cell fewer: 100 t/ha x 0.01 ha) ...
+    assert s["totals"]["2025"]["stock_tC"] == pytest.approx(13.9 - 1.0)
+    # ... but the sink is still the afforestation only: the gap is not counted as a loss
+    assert s["change"]["stock_change_tC"] == pytest.approx(1.5)
+    t = pd.read_csv(out / "townships.csv", encoding="utf-8-sig").set_index("zone")
+    assert t.loc["W", "stock_change_tC"] == pytest.approx(0.0)
