@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,14 +89,25 @@ class CarbonTable:
         return replace(self, table=rows, keyed_by="code")
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_table(name_or_path: str | Path, shipped: dict[str, str], what: str, *,
+               dtype: dict[str, Any] | None = None) -> tuple[pd.DataFrame, Path]:
+    """Read a shipped table by name or a user CSV by path (UTF-8, else GB18030), with
+    lower-cased column names; a missing or unreadable file is a :class:`CoefficientError`."""
+    key = str(name_or_path)
+    path = packaged("tables", shipped[key]) if key in shipped else Path(key)
+    if not path.exists():
+        raise CoefficientError(f"{what} not found", source=path,
+                               fix=f"give a CSV path or one of: {', '.join(shipped)}")
     try:
-        return pd.read_csv(path, encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        return pd.read_csv(path, encoding="gb18030")
+        try:
+            df = pd.read_csv(path, encoding="utf-8-sig", dtype=dtype)
+        except UnicodeDecodeError:
+            df = pd.read_csv(path, encoding="gb18030", dtype=dtype)
     except Exception as exc:
-        raise CoefficientError(f"cannot read carbon table ({exc})", source=path,
+        raise CoefficientError(f"cannot read {what} ({exc})", source=path,
                                fix="give a CSV with a header row") from exc
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    return df, path
 
 
 def _check_numbers(df: pd.DataFrame, cols: list[str], problems: list[str]) -> None:
@@ -114,12 +126,7 @@ def _check_numbers(df: pd.DataFrame, cols: list[str], problems: list[str]) -> No
 def load_carbon_table(name_or_path: str | Path) -> CarbonTable:
     """Load a shipped table by name or a user CSV by path (schema-checked)."""
     key = str(name_or_path)
-    path = packaged("tables", TABLES[key]) if key in TABLES else Path(key)
-    if not path.exists():
-        raise CoefficientError("carbon table not found", source=path,
-                               fix=f"give a CSV path or one of: {', '.join(TABLES)}")
-    df = _read_csv(path)
-    df.columns = [str(c).strip().lower() for c in df.columns]
+    df, path = read_table(name_or_path, TABLES, "carbon table")
     problems: list[str] = []
     keyed_by = "class" if "class" in df.columns else "code"
     pools = POOLS if all(p in df.columns for p in POOLS) else INVEST_POOLS
@@ -160,11 +167,7 @@ def load_invest_pools(path: str | Path) -> CarbonTable:
     ``c_soil``, ``c_dead`` (or their ``_mean``/``_sd`` forms of InVEST's uncertainty tables);
     other columns are ignored. Units are Mg C/ha by InVEST's definition.
     """
-    p = Path(path)
-    if not p.exists():
-        raise CoefficientError("pools table not found", source=p, fix="check --pools")
-    df = _read_csv(p)
-    df.columns = [str(c).strip().lower() for c in df.columns]
+    df, p = read_table(path, {}, "pools table")
     df = df.rename(columns={"lulc": "lucode"} if "lucode" not in df.columns else {})
     df = df.rename(columns={f"{q}_mean": q for q in INVEST_POOLS if f"{q}_mean" in df.columns})
     missing = [c for c in ("lucode", *INVEST_POOLS) if c not in df.columns]

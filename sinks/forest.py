@@ -46,9 +46,9 @@ from rasterio.windows import Window
 from gis.crs import assert_same_crs, require_projected
 from gis.errors import CoefficientError, InputError
 from gis.grid import DEFAULT_CHUNK, GridSpec, assert_same_grid, like
-from gis.resources import packaged
 from gis.stream import as_dask, iter_blocks
 from gis.zonal import M2_PER_MU
+from sinks.coefficients import read_table
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +143,6 @@ class ForestTable:
         return [str(g) for g in self.table.index[~self.table["verified"]]]
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, encoding="utf-8-sig", dtype={"aliases": str})
-    except UnicodeDecodeError:
-        return pd.read_csv(path, encoding="gb18030", dtype={"aliases": str})
-    except Exception as exc:
-        raise CoefficientError(f"cannot read forest table ({exc})", source=path,
-                               fix="give a CSV with a header row") from exc
-
-
 def _rows(mask: pd.Series) -> str:
     return ", ".join(str(i + 2) for i in mask.index[mask])  # +2: header line, 1-based
 
@@ -165,12 +155,7 @@ def load_forest_table(name_or_path: str | Path = "default") -> ForestTable:
     a ``source`` on every row, unique groups, and no alias claimed by two groups.
     """
     key = str(name_or_path)
-    path = packaged("tables", TABLES[key]) if key in TABLES else Path(key)
-    if not path.exists():
-        raise CoefficientError("forest table not found", source=path,
-                               fix=f"give a CSV path or one of: {', '.join(TABLES)}")
-    df = _read_csv(path)
-    df.columns = [str(c).strip().lower() for c in df.columns]
+    df, path = read_table(name_or_path, TABLES, "forest table", dtype={"aliases": str})
     problems: list[str] = []
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
