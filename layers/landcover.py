@@ -104,3 +104,62 @@ def check_codes(codes: np.ndarray, scheme: ClassScheme, *, source: object = None
             source=source,
             fix=f"recode the raster, or add the codes to a copy of {scheme.source} and point "
             "`landcover.scheme` in the project file at it")
+
+
+# Land-use change types for the transition map (codes of the change raster; 0 = unchanged).
+CHANGE_TYPES: dict[int, tuple[str, str]] = {
+    1: ("造林/林地增加", "Afforestation (to forest)"),
+    2: ("毁林/林地减少", "Forest loss"),
+    3: ("城镇扩张", "Urban growth (to settlement)"),
+    4: ("湿地恢复", "Wetland restoration (to wetland)"),
+    5: ("湿地减少", "Wetland loss"),
+    6: ("耕地增加", "Cropland gain"),
+    7: ("其他变化", "Other change"),
+}
+CHANGE_NODATA = 255
+
+
+def change_type(before: xr.DataArray, after: xr.DataArray, scheme: ClassScheme) -> xr.DataArray:
+    """Classify each cell's land-use change between two maps (lazy, uint8; see CHANGE_TYPES).
+
+    Uses the scheme's IPCC categories: to forest = 1, from forest = 2, to settlement = 3,
+    to wetland = 4, from wetland = 5, to cropland = 6, any other change = 7, no change = 0;
+    nodata in either map = 255.
+    """
+    import dask.array as dsa
+    import numpy as np
+
+    from gis.grid import like
+    from gis.stream import as_dask
+
+    cat = scheme.table["ipcc_category"]
+    names = ("forest", "cropland", "grassland", "wetland", "settlement", "other")
+    lut = np.zeros(65536, dtype="uint8")  # category index + 1, 0 = unknown code
+    for code, c in cat.items():
+        if 0 <= int(code) < 65536:
+            lut[int(code)] = names.index(c) + 1
+    na, nb = before.rio.nodata, after.rio.nodata
+    forest, crop, wet, sett = (names.index(n) + 1 for n in ("forest", "cropland", "wetland",
+                                                               "settlement"))
+
+    def _block(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ca, cb = lut[a.astype(np.int64) & 0xFFFF], lut[b.astype(np.int64) & 0xFFFF]
+        out = np.where(a != b, 7, 0).astype("uint8")
+        out[(ca != cb) & (cb == crop)] = 6
+        out[(ca != cb) & (ca == wet)] = 5
+        out[(ca != cb) & (cb == wet)] = 4
+        out[(ca != cb) & (cb == sett)] = 3
+        out[(ca != cb) & (ca == forest)] = 2
+        out[(ca != cb) & (cb == forest)] = 1
+        bad = np.zeros(a.shape, bool)
+        if na is not None:
+            bad |= a == na
+        if nb is not None:
+            bad |= b == nb
+        out[bad] = CHANGE_NODATA
+        return out
+
+    data = dsa.map_blocks(_block, as_dask(before), as_dask(after).rechunk(as_dask(before).chunks),
+                          dtype="uint8")
+    return like(before, data, nodata=CHANGE_NODATA, units="class", kind="categorical",
+                name="landuse_change_type")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from gis.crs import assert_same_crs, check_offset
 from gis.errors import ConfigError
 from gis.grid import GridSpec
 from gis.raster_io import read_raster, write_cog
-from gis.vector_io import read_vector
+from gis.vector_io import read_vector, write_vector
 from gis.zonal import M2_PER_MU, class_area_table, zonal_stats
-from layers.landcover import load_scheme
+from layers.landcover import change_type, load_scheme
 from maps.carbon_map import carbon_density_map, save_map
 from sinkmap.config import ProjectConfig, validate
 from sinkmap.manifest import write_manifest
@@ -171,6 +172,13 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
             summary["uncertainty"] = uncertainty_summary(unc, cfg)
             town = town.merge(uncertainty_by_zone(unc, cfg), on="zone", how="left")
             write_tables(stage, town, pd.concat(long_tables, ignore_index=True), scheme, cfg)
+            joined_out = zones[[cfg.zone_id_field, zones.geometry.name]].merge(
+                town, left_on=cfg.zone_id_field, right_on="zone", how="left")
+            write_vector(joined_out, stage / "townships.gpkg")
+            if len(cfg.years) >= 2:
+                y0, y1 = cfg.years[0], cfg.years[-1]
+                write_cog(change_type(landcovers[y0], landcovers[y1], scheme),
+                          stage / f"landuse_change_{y0}_{y1}.tif")
         with steps.step("map"):
             assert density is not None
             joined = zones[[cfg.zone_id_field, zones.geometry.name]].merge(
@@ -194,7 +202,9 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
         with steps.step("manifest"):
             (stage / "summary.json").write_text(
                 json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-            params = {"project_file": cfg.path.name, "config": cfg.raw,
+            params = {"project_file": cfg.path.name,
+                      "project_dir_from_outputs": os.path.relpath(cfg.path.parent, cfg.out_dir),
+                      "config": cfg.raw,
                       "zonal_method": cfg.zonal_method, "carbon_table": table.source,
                       "class_scheme": scheme.source}
             write_manifest(stage / "manifest.json", inputs=inputs, outputs_dir=stage,
