@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="resample the future map onto the current grid (nearest) if they differ")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
+    mp = sub.add_parser("maps", help="write the offline atlas (RUN_DIR/maps/index.html) of a run")
+    mp.add_argument("run_dir", type=Path, help="outputs folder of `sinkmap run` / `sinkmap demo`")
+    mp.add_argument("--lang", choices=("zh", "en"), default="zh", help="map language")
+    mp.add_argument("--overwrite", action="store_true", help="replace an existing maps folder")
+
     v = sub.add_parser("validate", help="check a project file and all its inputs, report every "
                        "problem, exit non-zero if any")
     v.add_argument("project", type=Path, help="project file (TOML)")
@@ -102,6 +107,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         res = run(load_config(args.project, out_dir=args.out), overwrite=args.overwrite,
                   verbose=not args.quiet)
         _report(res.out_dir, res.summary)
+        return 0
+    if args.command == "maps":
+        from sinkmap.atlas import write_atlas
+
+        print(f"atlas: {write_atlas(args.run_dir, lang=args.lang, overwrite=args.overwrite)}")
         return 0
     if args.command == "carbon":
         from sinkmap.carbon_cmd import make_valuation, run_carbon

@@ -235,6 +235,7 @@ def township_table(cfg: ProjectConfig, zones: gpd.GeoDataFrame,
     summary: dict[str, Any] = {
         "sinkmap_version": __version__, "project": cfg.name, "years": years,
         "zonal_method": cfg.zonal_method, "carbon_table": table.name, "totals": totals,
+        "pools": list(table.pools),
         "sign_convention": "sink = stock(last) - stock(first); removal from the atmosphere is "
                            "positive, emission negative",
     }

@@ -1,0 +1,181 @@
+"""``sinkmap maps RUN_DIR``: the offline atlas of a run (index page + one map per theme).
+
+Reads the run's outputs (and, through the manifest, its project file for the land-cover inputs)
+and calls the map builders of ``maps/``; every page is self-contained (see maps.offline).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import folium
+
+from gis.atomic import atomic_path
+from gis.errors import InputError
+from gis.raster_io import read_raster
+from gis.vector_io import read_vector
+from layers.landcover import CHANGE_TYPES, load_scheme
+from maps.carbon_map import carbon_density_map, save_map
+from maps.landuse_map import add_class_layer, legend_html, present_items
+from maps.swipe import Swipe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Page:
+    file: str
+    title: str
+    description: str
+
+
+T = {
+    "zh": {"atlas": "碳汇与土地利用图集", "density": "碳密度", "pool": "碳库", "lu": "土地利用",
+           "change": "土地利用变化", "compare": "土地利用对比",
+           "index_note": "离线图集：所有地图均为单个文件，无需联网。"},
+    "en": {"atlas": "Carbon-sink and land-use atlas", "density": "Carbon density",
+           "pool": "Carbon pool", "lu": "Land use", "change": "Land-use change",
+           "compare": "Land use compared", "index_note": "Offline atlas: every map is one "
+           "self-contained file and needs no network."},
+}
+POOL_NAMES = {"zh": {"c_above": "地上生物量", "c_below": "地下生物量", "c_deadwood": "枯死木",
+                     "c_litter": "凋落物", "c_soil": "土壤有机碳", "c_dead": "枯落物"},
+              "en": {"c_above": "above-ground biomass", "c_below": "below-ground biomass",
+                     "c_deadwood": "dead wood", "c_litter": "litter",
+                     "c_soil": "soil organic carbon", "c_dead": "dead organic matter"}}
+
+
+def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
+                colours: dict[int, str] | None = None) -> Path:
+    """Write ``run_dir/maps/`` (index.html + theme maps); returns the index path."""
+    from sinkmap.pipeline import header
+
+    summary_p = run_dir / "summary.json"
+    if not summary_p.exists():
+        raise InputError("is not a sinkmap run folder (no summary.json)", source=run_dir,
+                         fix="give the outputs folder of `sinkmap run` or `sinkmap demo`")
+    summary = json.loads(summary_p.read_text(encoding="utf-8"))
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    years = summary["years"]
+    t = T[lang]
+    zones = read_vector(run_dir / "townships.gpkg")
+    name = summary.get("project", "")
+    note = f"sinkmap {summary.get('sinkmap_version', '')}; {name}; " + (
+        "数据为示范（合成）数据" if "demo" in name and lang == "zh" else "")
+    pages: list[Page] = []
+    with atomic_path(run_dir / "maps", overwrite=overwrite) as stage:
+        stage.mkdir()
+        y1 = years[-1]
+        cols = {c: header(c, lang) for c in (
+            f"mean_density_tC_per_ha_{y1}", f"stock_tC_{y1}", "area_ha", "sink_tCO2e",
+            "sink_tCO2e_p2_5", "sink_tCO2e_p97_5", "tillage_sink_tCO2e_per_yr",
+            "wetland_net_tCO2e_per_yr") if c in zones.columns}
+        for pool in ["total", *summary.get("pools", [])]:
+            suffix = "" if pool == "total" else f"{pool}_"
+            path = run_dir / f"carbon_density_{suffix}tC_per_ha_{y1}.tif"
+            if not path.exists():
+                continue
+            label = t["density"] if pool == "total" else \
+                f"{t['density']}: {POOL_NAMES[lang].get(pool, pool)}"
+            m = carbon_density_map(read_raster(path), zones, zone_label="name",
+                                   value_columns=cols, title=f"{name} — {label} {y1}",
+                                   lang=lang, source_note=note)
+            f = f"carbon_{pool}.html"
+            save_map(m, stage / f)
+            pages.append(Page(f, f"{label} {y1}", "t C/ha"))
+        project = _project_inputs(run_dir, manifest)
+        if project is not None and len(years) >= 2:
+            scheme, lcs = project
+            labels = scheme.names(lang)
+            cmap = colours or {}
+            y0 = years[0]
+            change = run_dir / f"landuse_change_{y0}_{y1}.tif"
+            if change.exists():
+                m = _base_map(zones)
+                ch_col = {1: "#1a9850", 2: "#d73027", 3: "#b2182b", 4: "#4575b4",
+                          5: "#fdae61", 6: "#fee08b", 7: "#999999"}
+                add_class_layer(m, read_raster(change), ch_col, name=t["change"])
+                items = [(ch_col[k], v[0] if lang == "zh" else v[1])
+                         for k, v in CHANGE_TYPES.items()]
+                _finish(m, zones, f"{name} — {t['change']} {y0}–{y1}",
+                        legend_html(t["change"], items), note)
+                save_map(m, stage / "landuse_change.html")
+                pages.append(Page("landuse_change.html", f"{t['change']} {y0}–{y1}", ""))
+            if cmap:
+                m = _base_map(zones)
+                a = read_raster(lcs[y0])
+                add_class_layer(m, a, cmap, name=f"{t['lu']} {y0}")
+                right_img = read_raster(lcs[y1])
+                add_class_layer(m, right_img, cmap, name=f"{t['lu']} {y1}")
+                right = [c for c in m._children.values()
+                         if isinstance(c, folium.raster_layers.ImageOverlay)][-1]
+                Swipe(right, left_label=str(y0), right_label=str(y1)).add_to(m)
+                codes = set(scheme.table.index.tolist())
+                _finish(m, zones, f"{name} — {t['compare']} {y0} | {y1}",
+                        legend_html(t["lu"], present_items(codes, cmap, labels)), note)
+                save_map(m, stage / "landuse_compare.html")
+                pages.append(Page("landuse_compare.html", f"{t['compare']} {y0} | {y1}", ""))
+        (stage / "index.html").write_text(index_html(pages, t["atlas"], name, t["index_note"],
+                                                     lang), encoding="utf-8")
+    return run_dir / "maps" / "index.html"
+
+
+def _project_inputs(run_dir: Path, manifest: dict[str, Any]
+                    ) -> tuple[Any, dict[int, Path]] | None:
+    params = manifest.get("parameters", {})
+    rel = params.get("project_dir_from_outputs")
+    cfg = params.get("config", {})
+    if rel is None or "landcover" not in cfg:
+        log.warning("%s: manifest does not locate the project inputs; land-use maps skipped",
+                    run_dir)
+        return None
+    base = (run_dir / rel).resolve()
+    years = {int(y): base / p for y, p in cfg["landcover"].get("years", {}).items()}
+    scheme_ref = cfg["landcover"].get("scheme", "gbt21010")
+    scheme = load_scheme(scheme_ref if not scheme_ref.endswith(".csv") else base / scheme_ref)
+    if not all(p.exists() for p in years.values()):
+        log.warning("%s: land-cover inputs not found under %s; land-use maps skipped",
+                    run_dir, base)
+        return None
+    return scheme, years
+
+
+def _base_map(zones: Any) -> folium.Map:
+    b = zones.to_crs(4326).total_bounds
+    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=False)
+    m.fit_bounds([[b[1], b[0]], [b[3], b[2]]])
+    return m
+
+
+def _finish(m: folium.Map, zones: Any, title: str, legend: str, note: str) -> None:
+    folium.GeoJson(zones.to_crs(4326)[["name", "geometry"]].to_json(), name="townships",
+                   style_function=lambda _: {"color": "#333", "weight": 1, "fill": False},
+                   tooltip=folium.GeoJsonTooltip(["name"], labels=False)).add_to(m)
+    from maps.carbon_map import _HtmlControl
+
+    _HtmlControl(html.escape(title), position="topleft", css_class="sinkmap-title").add_to(m)
+    _HtmlControl(legend, position="topright", css_class="sinkmap-legend-box").add_to(m)
+    _HtmlControl(html.escape(note), position="bottomright", css_class="sinkmap-source").add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+
+
+def index_html(pages: list[Page], atlas: str, project: str, note: str, lang: str) -> str:
+    """The atlas index: a plain, self-contained page linking every theme map."""
+    items = "\n".join(f'<li><a href="{html.escape(p.file)}">{html.escape(p.title)}</a>'
+                      f'{" — " + html.escape(p.description) if p.description else ""}</li>'
+                      for p in pages)
+    return f"""<!DOCTYPE html>
+<html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
+<title>{html.escape(atlas)} — {html.escape(project)}</title>
+<style>body{{font:15px/1.6 "Noto Sans CJK SC","Microsoft YaHei",sans-serif;max-width:46em;
+margin:2em auto;padding:0 1em;color:#222}} a{{color:#1f5f8b}} h1{{font-size:1.5em}}</style>
+</head><body><h1>{html.escape(atlas)}</h1><p>{html.escape(project)}</p>
+<ul>
+{items}
+</ul><p><small>{html.escape(note)}</small></p></body></html>
+"""

@@ -1,0 +1,41 @@
+"""The atlas: `sinkmap maps RUN_DIR` writes an index and one map per theme."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+import sinkmap.pipeline as pipeline
+from gis.grid import GridSpec, make_raster
+from layers.landcover import change_type, load_scheme
+from sinkmap.cli import main
+from sinkmap.config import load_config
+from tests.project_fixture import make_project
+
+
+def test_atlas_index_links_every_theme_map(tmp_path):
+    out = pipeline.run(load_config(make_project(tmp_path)), verbose=False).out_dir
+    assert main(["maps", str(out)]) == 0
+    maps = out / "maps"
+    index = (maps / "index.html").read_text(encoding="utf-8")
+    links = re.findall(r'href="([^"]+)"', index)
+    assert "carbon_total.html" in links and "landuse_change.html" in links
+    assert all((maps / link).is_file() for link in links)
+    for pool in ("c_above", "c_below", "c_soil", "c_dead"):
+        assert f"carbon_{pool}.html" in links
+    assert "碳汇与土地利用图集" in index
+    assert main(["maps", str(out)]) == 2  # exists: refuses without --overwrite
+    assert main(["maps", str(out), "--overwrite", "--lang", "en"]) == 0
+    assert "Carbon-sink and land-use atlas" in (maps / "index.html").read_text()
+
+
+def test_change_type_hand_computed():
+    g = GridSpec.from_bounds((0, 0, 50, 10), 10, "EPSG:4551")
+    a = make_raster(np.array([[103, 301, 101, 0, 701]], "uint16"), g, nodata=0, units="class",
+                    kind="categorical")
+    b = make_raster(np.array([[301, 103, 1108, 103, 701]], "uint16"), g, nodata=0,
+                    units="class", kind="categorical")
+    # afforestation, forest loss, wetland restoration, nodata before, unchanged
+    np.testing.assert_array_equal(change_type(a, b, load_scheme("gbt21010")).values,
+                                  [[1, 2, 4, 255, 0]])
