@@ -28,6 +28,7 @@ dir = "outputs"
 zonal_method = "centre"      # or "fraction" (exact fractional coverage)
 lang = "zh"                  # map labels: zh or en
 pool_rasters = true          # also write one density COG per pool
+atlas = true                 # write the offline atlas (outputs/maps/index.html)
 
 [farmland]                   # optional: SOC sink of conservation tillage (IPCC Tier 1)
 parcels = "inputs/parcels.gpkg"
@@ -94,6 +95,7 @@ class ProjectConfig:
     zonal_method: str = "centre"
     lang: str = "zh"
     pool_rasters: bool = True
+    atlas: bool = True
     mc_draws: int = 1000
     mc_seed: int = 0
     price: str | float = "cea_2024_avg"
@@ -203,6 +205,7 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
         zonal_method=method,
         lang=lang,
         pool_rasters=bool(outputs.get("pool_rasters", True)),
+        atlas=bool(outputs.get("atlas", True)),
         mc_draws=int(unc.get("draws", 1000)),
         mc_seed=int(unc.get("seed", 0)),
         price=val.get("price", "cea_2024_avg"),

@@ -93,7 +93,7 @@ def stocks_by_zone(density: Any, zones: gpd.GeoDataFrame, cfg: ProjectConfig) ->
 
 def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) -> RunResult:
     """Run the carbon baseline for a project; returns the output folder and the summary."""
-    steps = Steps(total=5 + 2 * len(cfg.years), verbose=verbose)
+    steps = Steps(total=5 + 2 * len(cfg.years) + cfg.atlas, verbose=verbose)
     with steps.step("validate inputs"):
         problems = validate(cfg)
         if problems:
@@ -207,6 +207,13 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
                       "config": cfg.raw,
                       "zonal_method": cfg.zonal_method, "carbon_table": table.source,
                       "class_scheme": scheme.source}
+            write_manifest(stage / "manifest.json", inputs=inputs, outputs_dir=stage,
+                           parameters=params, timings=steps.timings, input_base=cfg.path.parent)
+        if cfg.atlas:
+            with steps.step("atlas (maps/index.html)"):
+                from sinkmap.atlas import write_atlas
+
+                write_atlas(stage, lang=cfg.lang)
             write_manifest(stage / "manifest.json", inputs=inputs, outputs_dir=stage,
                            parameters=params, timings=steps.timings, input_base=cfg.path.parent)
     return RunResult(cfg.out_dir, summary)

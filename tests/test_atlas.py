@@ -16,8 +16,7 @@ from tests.project_fixture import make_project
 
 def test_atlas_index_links_every_theme_map(tmp_path):
     out = pipeline.run(load_config(make_project(tmp_path)), verbose=False).out_dir
-    assert main(["maps", str(out)]) == 0
-    maps = out / "maps"
+    maps = out / "maps"  # the run ends by writing the atlas
     index = (maps / "index.html").read_text(encoding="utf-8")
     links = re.findall(r'href="([^"]+)"', index)
     assert "carbon_total.html" in links and "landuse_change.html" in links
@@ -25,7 +24,7 @@ def test_atlas_index_links_every_theme_map(tmp_path):
     for pool in ("c_above", "c_below", "c_soil", "c_dead"):
         assert f"carbon_{pool}.html" in links
     assert "碳汇与土地利用图集" in index
-    assert main(["maps", str(out)]) == 2  # exists: refuses without --overwrite
+    assert main(["maps", str(out)]) == 2  # exists: `sinkmap maps` refuses without --overwrite
     assert main(["maps", str(out), "--overwrite", "--lang", "en"]) == 0
     assert "Carbon-sink and land-use atlas" in (maps / "index.html").read_text()
 
