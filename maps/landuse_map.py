@@ -96,5 +96,4 @@ def add_class_layer(m: folium.Map, da: xr.DataArray, colours: Mapping[int, str],
 def present_items(da_codes: set[int], colours: Mapping[int, str], labels: Mapping[int, str]
                   ) -> list[tuple[str, str]]:
     """Legend items for the classes present, in code order."""
-    return [(colours[c], f"{labels.get(c, c)} ({c})" if c in labels else str(c))
-            for c in sorted(da_codes) if c in colours]
+    return [(colours[c], labels.get(c, str(c))) for c in sorted(da_codes) if c in colours]

@@ -19,9 +19,10 @@ from gis.atomic import atomic_path
 from gis.errors import InputError
 from gis.raster_io import read_raster
 from gis.vector_io import read_vector
-from layers.landcover import CHANGE_TYPES, load_scheme
+from layers.landcover import CHANGE_TYPES, load_scheme, present_codes
 from maps.carbon_map import carbon_density_map, save_map
 from maps.landuse_map import add_class_layer, legend_html, present_items
+from maps.styles import landuse_style
 from maps.swipe import Swipe
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,10 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
             scheme, lcs = project
             labels = scheme.names(lang)
             cmap = colours or {}
+            if not cmap and scheme.name in ("gbt21010", "clcd", "worldcover"):
+                style = landuse_style(scheme.name)
+                cmap = {c.code: c.colour for c in style.classes}
+                labels = {c.code: c.label(lang) for c in style.classes}
             y0 = years[0]
             change = run_dir / f"landuse_change_{y0}_{y1}.tif"
             if change.exists():
@@ -115,7 +120,8 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
                 right = [c for c in m._children.values()
                          if isinstance(c, folium.raster_layers.ImageOverlay)][-1]
                 Swipe(right, left_label=str(y0), right_label=str(y1)).add_to(m)
-                codes = set(scheme.table.index.tolist())
+                codes = {int(c) for c in present_codes(a)} | {int(c) for c in
+                                                               present_codes(right_img)}
                 _finish(m, zones, f"{name} — {t['compare']} {y0} | {y1}",
                         legend_html(t["lu"], present_items(codes, cmap, labels)), note)
                 save_map(m, stage / "landuse_compare.html")
