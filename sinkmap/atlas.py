@@ -159,9 +159,11 @@ def _base_map(zones: Any) -> folium.Map:
 
 
 def _finish(m: folium.Map, zones: Any, title: str, legend: str, note: str) -> None:
-    folium.GeoJson(zones.to_crs(4326)[["name", "geometry"]].to_json(), name="townships",
+    z = zones.to_crs(4326)[["name", "geometry"]]
+    z["label"] = z["name"].map(lambda v: html.escape(str(v)))  # Leaflet shows tooltips as HTML
+    folium.GeoJson(z[["label", "geometry"]].to_json(), name="townships",
                    style_function=lambda _: {"color": "#333", "weight": 1, "fill": False},
-                   tooltip=folium.GeoJsonTooltip(["name"], labels=False)).add_to(m)
+                   tooltip=folium.GeoJsonTooltip(["label"], labels=False)).add_to(m)
     from maps.carbon_map import _HtmlControl
 
     _HtmlControl(html.escape(title), position="topleft", css_class="sinkmap-title").add_to(m)
