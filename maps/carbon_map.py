@@ -11,13 +11,13 @@ Layers, bottom to top (Leaflet panes keep this order whatever the layer control 
    value) and a popup (every value column), always on top.
 
 Every piece of text that comes from data or from the caller (zone names, labels, title, source
-note, units) is HTML-escaped here, before it reaches Leaflet (which inserts tooltip, popup and
-layer-control text as HTML). Branca legend captions are the exception: d3 draws them with
-``.text()``, which never interprets markup, so they are passed unescaped.
+note, units) is HTML-escaped here or in :mod:`maps.legend`, before it reaches Leaflet (which
+inserts tooltip, popup, legend and layer-control text as HTML).
 
-No basemap tiles are requested (``tiles=None``), so the page works offline apart from the
-script and style tags Folium and branca link from CDNs (Leaflet, jQuery, Bootstrap, Font
-Awesome, d3 for the legends), which are to be inlined separately.
+No basemap tiles are requested (``tiles=None``; see :func:`maps.offline.add_basemap`), the
+legends are plain HTML/CSS controls (:mod:`maps.legend`), and :func:`save_map` writes the page
+with :func:`maps.offline.offline_html`, which inlines Leaflet from the npm assets: the file
+opens with no network request at all.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from branca.element import Element, MacroElement
 
 from gis.atomic import atomic_path
 from gis.errors import InputError, SinkmapError
+from maps.legend import continuous_legend
+from maps.offline import offline_html
 from maps.render import (
     YLGN,
     YLORBR,
@@ -47,6 +49,7 @@ from maps.render import (
     format_number,
     mercator_tolerance,
     nice_range,
+    nice_ticks,
     png_data_uri,
     warp_to_web_mercator,
 )
@@ -105,7 +108,6 @@ _CSS = """
   .sinkmap-popup caption { font-weight: bold; text-align: left; padding-bottom: 4px; }
   .sinkmap-popup th { text-align: left; font-weight: normal; color: #555; padding: 1px 10px 1px 0; }
   .sinkmap-popup td { text-align: right; padding: 1px 0; white-space: nowrap; }
-  .legend.leaflet-control { background: rgba(255, 255, 255, 0.85); border-radius: 4px; }
 </style>
 """
 
@@ -244,8 +246,10 @@ def carbon_density_map(density: xr.DataArray, zones: gpd.GeoDataFrame, *, zone_l
         zoom_on_click=False,
     ).add_to(m)
 
-    YLGN.legend(vmin, vmax, density_caption).add_to(m)
-    YLORBR.legend(z_vmin, z_vmax, first_label).add_to(m)
+    continuous_legend(density_caption, YLGN, vmin, vmax, nice_ticks(vmin, vmax)).add_to(m)
+    no_value = not np.isfinite(values[keep]).all()
+    continuous_legend(first_label, YLORBR, z_vmin, z_vmax, nice_ticks(z_vmin, z_vmax),
+                      nodata=(MISSING_FILL, text["missing"]) if no_value else None).add_to(m)
     root.html.add_child(Element(f'<div class="sinkmap-title">{html.escape(title)}</div>'),
                         name="sinkmap_title")
     if source_note:
@@ -257,15 +261,17 @@ def carbon_density_map(density: xr.DataArray, zones: gpd.GeoDataFrame, *, zone_l
 
 
 def save_map(m: folium.Map, path: Path, *, overwrite: bool = False) -> Path:
-    """Write ``m`` as one UTF-8 HTML file, atomically (see :func:`gis.atomic.atomic_path`).
+    """Write ``m`` as one self-contained UTF-8 HTML file, atomically.
 
-    An existing ``path`` is refused (:class:`gis.errors.OutputExistsError`) unless
-    ``overwrite``; a failure while rendering or writing leaves neither ``path`` nor a temporary
-    file.
+    The page comes from :func:`maps.offline.offline_html` (libraries inlined; missing map
+    assets are a :class:`gis.errors.InputError` naming the fix) and is written through
+    :func:`gis.atomic.atomic_path`. An existing ``path`` is refused
+    (:class:`gis.errors.OutputExistsError`) unless ``overwrite``; a failure while rendering or
+    writing leaves neither ``path`` nor a temporary file.
     """
     target = Path(path)
     with atomic_path(target, overwrite=overwrite) as tmp:
-        page = m.get_root().render()
+        page = offline_html(m)
         tmp.write_bytes(page.encode("utf-8"))
     log.info("wrote %s (%.1f MB)", target, target.stat().st_size / 1e6)
     return target

@@ -19,6 +19,8 @@ from pyproj import Transformer
 from gis.errors import CRSError, InputError, NoDataError, OutputExistsError, SinkmapError
 from gis.grid import GridSpec, make_raster
 from maps.carbon_map import carbon_density_map, save_map, unit_label
+from maps.legend import Legend
+from maps.offline import external_references
 from maps.render import (
     YLGN,
     colourise,
@@ -45,7 +47,8 @@ def js_unescape(text: str) -> str:
 
 
 def embedded_png(page: str) -> bytes:
-    m = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    """The image overlay's PNG (Leaflet's own inlined images come earlier in the page)."""
+    m = re.search(r"L\.imageOverlay\(\s*\"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
     assert m, "no embedded PNG"
     return base64.b64decode(m.group(1))
 
@@ -118,7 +121,8 @@ def test_page_has_overlay_legend_title_zones_and_no_tiles(zh_page: str) -> None:
         assert name in text
     assert "L.control.scale()" in zh_page
     assert "L.control.layers(" in zh_page
-    assert "tileLayer" not in zh_page and "openstreetmap" not in zh_page
+    assert "L.tileLayer(" not in zh_page and "openstreetmap" not in zh_page
+    assert external_references(zh_page) == []
     assert "fitBounds" in zh_page
 
 
@@ -224,8 +228,11 @@ def test_downsampling_averages() -> None:
 
 
 def test_fixed_value_range() -> None:
-    page = _map(value_range=(0, 200), max_pixels=1_000).get_root().render()
-    assert ".domain([0.0, 200.0])" in page
+    m = _map(value_range=(0, 200), max_pixels=1_000)
+    density_legend = next(c for c in m._children.values() if isinstance(c, Legend))
+    assert "碳密度 (t C/ha)" in density_legend.html
+    assert '<span class="sinkmap-first" style="left:0.00%">0</span>' in density_legend.html
+    assert '<span class="sinkmap-last" style="left:100.00%">200</span>' in density_legend.html
     with pytest.raises(SinkmapError, match="value_range"):
         _map(value_range=(10, 10))
 

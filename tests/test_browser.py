@@ -1,0 +1,109 @@
+"""Every atlas map in a real headless Chromium: Leaflet starts, layers and legend are there, no
+request leaves the file, no console error, attribute text is inert (XSS). Screenshots are
+written to $SINKMAP_TEST_ARTIFACTS (default test-artifacts/)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+
+import sinkmap.pipeline as pipeline
+from sinkmap.config import load_config
+from tests.conftest import ARTIFACTS
+from tests.project_fixture import make_project
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None and os.environ.get("CI"):
+    pytest.fail("Chromium is missing in CI: scripts/setup --test installs Debian's chromium",
+                pytrace=False)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no system Chromium")
+XSS = "<img src=x onerror=alert(1)>"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def atlas(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("atlas")
+    p = make_project(folder)
+    z = gpd.read_file(folder / "zones.gpkg")
+    z.loc[0, "name"] = XSS  # a hostile township name must show as text
+    (folder / "zones.gpkg").unlink()
+    z.to_file(folder / "zones.gpkg")
+    return pipeline.run(load_config(p), verbose=False).out_dir / "maps"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield b
+        b.close()
+
+
+def _open(browser, page_path: Path):
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors, outside, dialogs = [], [], []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    me = page_path.resolve().as_uri()
+
+    def route(r):
+        url = r.request.url
+        if url == me or url.startswith("data:"):
+            r.continue_()
+        else:
+            outside.append(url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(me)
+    page.wait_for_function("window.L !== undefined && document.querySelector('.leaflet-container')")
+    page.wait_for_timeout(300)
+    return page, errors, outside, dialogs
+
+
+@pytest.mark.parametrize("name", ["carbon_total.html", "carbon_c_soil.html",
+                                  "landuse_change.html", "landuse_compare.html"])
+def test_map_in_chromium(atlas, browser, name):
+    page, errors, outside, dialogs = _open(browser, atlas / name)
+    assert outside == [], f"requests left the file: {outside}"
+    assert errors == [], f"console errors: {errors}"
+    assert page.locator("img.leaflet-image-layer").count() >= 1, "raster overlay missing"
+    assert page.locator("path.leaflet-interactive").count() >= 2, "township polygons missing"
+    legend = page.locator(".sinkmap-legend, .legend").first
+    assert legend.is_visible(), "legend not visible"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{Path(name).stem}.png"))
+    assert dialogs == []
+    page.close()
+
+
+def test_hostile_names_stay_text(atlas, browser):
+    page, errors, _, dialogs = _open(browser, atlas / "carbon_total.html")
+    shown = 0
+    for p in page.locator("path.leaflet-interactive").all():
+        p.hover(force=True)
+        p.click(force=True)
+        page.wait_for_timeout(150)
+        shown += page.get_by_text(XSS).count()
+    assert dialogs == [], "an attribute value ran as script"
+    assert shown >= 1, "the hostile name is never shown as text"
+    assert page.locator("img[src='x']").count() == 0
+    assert errors == []
+    page.close()
+
+
+def test_index_links_resolve(atlas, browser):
+    page = browser.new_page()
+    page.goto((atlas / "index.html").resolve().as_uri())
+    hrefs = page.eval_on_selector_all("a", "els => els.map(e => e.getAttribute('href'))")
+    assert hrefs and all((atlas / h).is_file() for h in hrefs)
+    page.close()
