@@ -377,3 +377,16 @@ def style_for(units: str | None, kind: str | None) -> Style:
     if u in ("tc", "tco2e", "tco2", "mgc"):
         return CARBON_STOCK
     return CARBON_DENSITY
+
+
+CHANGE_COLOURS = {1: "#1a9850", 2: "#d73027", 3: "#b2182b", 4: "#4575b4", 5: "#fdae61",
+                  6: "#fee08b", 7: "#999999"}
+
+
+def change_style() -> Style:
+    """Categorical style of the land-use change raster (``layers.landcover.CHANGE_TYPES``)."""
+    from layers.landcover import CHANGE_TYPES
+
+    return Style("landuse_change", "categorical", classes=tuple(
+        StyleClass(code=k, colour=CHANGE_COLOURS[k], name_zh=v[0], name_en=v[1])
+        for k, v in CHANGE_TYPES.items()))

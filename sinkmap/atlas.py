@@ -22,7 +22,7 @@ from gis.vector_io import read_vector
 from layers.landcover import CHANGE_TYPES, load_scheme, present_codes
 from maps.carbon_map import carbon_density_map, save_map
 from maps.landuse_map import add_class_layer, legend_html, present_items
-from maps.styles import landuse_style
+from maps.styles import CHANGE_COLOURS, landuse_style
 from maps.swipe import Swipe
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ POOL_NAMES = {"zh": {"c_above": "地上生物量", "c_below": "地下生物量",
 
 
 def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
-                colours: dict[int, str] | None = None) -> Path:
+                colours: dict[int, str] | None = None, print_maps: bool = False) -> Path:
     """Write ``run_dir/maps/`` (index.html + theme maps); returns the index path."""
     from sinkmap.pipeline import header
 
@@ -102,8 +102,7 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
             change = run_dir / f"landuse_change_{y0}_{y1}.tif"
             if change.exists():
                 m = _base_map(zones)
-                ch_col = {1: "#1a9850", 2: "#d73027", 3: "#b2182b", 4: "#4575b4",
-                          5: "#fdae61", 6: "#fee08b", 7: "#999999"}
+                ch_col = CHANGE_COLOURS
                 add_class_layer(m, read_raster(change), ch_col, name=t["change"])
                 items = [(ch_col[k], v[0] if lang == "zh" else v[1])
                          for k, v in CHANGE_TYPES.items()]
@@ -126,6 +125,17 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
                         legend_html(t["lu"], present_items(codes, cmap, labels)), note)
                 save_map(m, stage / "landuse_compare.html")
                 pages.append(Page("landuse_compare.html", f"{t['compare']} {y0} | {y1}", ""))
+        if print_maps:
+            from sinkmap.publish import write_print_maps
+
+            lc_last = project[1].get(years[-1]) if project is not None else None
+            scheme_name = project[0].name if project is not None else "gbt21010"
+            for f in write_print_maps(run_dir, stage / "print", zones, title=name, note=note,
+                                      lang=lang, year=years[-1], landcover=lc_last,
+                                      scheme=scheme_name):
+                if f.suffix == ".pdf":
+                    kind = "打印图" if lang == "zh" else "print map"
+                    pages.append(Page(f"print/{f.name}", f"{f.stem} (PDF {kind})", ""))
         (stage / "index.html").write_text(index_html(pages, t["atlas"], name, t["index_note"],
                                                      lang), encoding="utf-8")
     return run_dir / "maps" / "index.html"

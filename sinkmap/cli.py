@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     mp.add_argument("run_dir", type=Path, help="outputs folder of `sinkmap run` / `sinkmap demo`")
     mp.add_argument("--lang", choices=("zh", "en"), default="zh", help="map language")
     mp.add_argument("--overwrite", action="store_true", help="replace an existing maps folder")
+    mp.add_argument("--no-print", action="store_true", help="skip the PNG/PDF print maps")
 
     v = sub.add_parser("validate", help="check a project file and all its inputs, report every "
                        "problem, exit non-zero if any")
@@ -111,7 +112,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "maps":
         from sinkmap.atlas import write_atlas
 
-        print(f"atlas: {write_atlas(args.run_dir, lang=args.lang, overwrite=args.overwrite)}")
+        index = write_atlas(args.run_dir, lang=args.lang, overwrite=args.overwrite,
+                            print_maps=not args.no_print)
+        print(f"atlas: {index}")
         return 0
     if args.command == "carbon":
         from sinkmap.carbon_cmd import make_valuation, run_carbon

@@ -29,6 +29,7 @@ zonal_method = "centre"      # or "fraction" (exact fractional coverage)
 lang = "zh"                  # map labels: zh or en
 pool_rasters = true          # also write one density COG per pool
 atlas = true                 # write the offline atlas (outputs/maps/index.html)
+print_maps = false           # also PNG + PDF print maps in outputs/maps/print (slower)
 
 [farmland]                   # optional: SOC sink of conservation tillage (IPCC Tier 1)
 parcels = "inputs/parcels.gpkg"
@@ -96,6 +97,7 @@ class ProjectConfig:
     lang: str = "zh"
     pool_rasters: bool = True
     atlas: bool = True
+    print_maps: bool = False
     mc_draws: int = 1000
     mc_seed: int = 0
     price: str | float = "cea_2024_avg"
@@ -206,6 +208,7 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
         lang=lang,
         pool_rasters=bool(outputs.get("pool_rasters", True)),
         atlas=bool(outputs.get("atlas", True)),
+        print_maps=bool(outputs.get("print_maps", False)),
         mc_draws=int(unc.get("draws", 1000)),
         mc_seed=int(unc.get("seed", 0)),
         price=val.get("price", "cea_2024_avg"),

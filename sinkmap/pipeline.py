@@ -29,6 +29,7 @@ from maps.carbon_map import carbon_density_map, save_map
 from sinkmap.config import ProjectConfig, validate
 from sinkmap.manifest import write_manifest
 from sinkmap.progress import Steps
+from sinkmap.publish import write_styles
 from sinks.carbon import common_change, transition_matrix, unknown_area_ha
 from sinks.coefficients import CarbonTable, load_carbon_table
 from sinks.density import CO2_PER_C, FOREST_CLASSES, pool_densities
@@ -209,11 +210,13 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
                       "class_scheme": scheme.source}
             write_manifest(stage / "manifest.json", inputs=inputs, outputs_dir=stage,
                            parameters=params, timings=steps.timings, input_base=cfg.path.parent)
+        write_styles(stage, lang=cfg.lang,
+                     zone_column=f"mean_density_tC_per_ha_{cfg.years[-1]}")
         if cfg.atlas:
             with steps.step("atlas (maps/index.html)"):
                 from sinkmap.atlas import write_atlas
 
-                write_atlas(stage, lang=cfg.lang)
+                write_atlas(stage, lang=cfg.lang, print_maps=cfg.print_maps)
             write_manifest(stage / "manifest.json", inputs=inputs, outputs_dir=stage,
                            parameters=params, timings=steps.timings, input_base=cfg.path.parent)
     return RunResult(cfg.out_dir, summary)

@@ -38,3 +38,18 @@ def test_change_type_hand_computed():
     # afforestation, forest loss, wetland restoration, nodata before, unchanged
     np.testing.assert_array_equal(change_type(a, b, load_scheme("gbt21010")).values,
                                   [[1, 2, 4, 255, 0]])
+
+
+def test_print_maps_and_qgis_styles(tmp_path):
+    out = pipeline.run(load_config(make_project(tmp_path)), verbose=False).out_dir
+    # every density COG, the change raster and townships.gpkg open styled in QGIS
+    for tif in out.glob("carbon_density_*.tif"):
+        assert tif.with_suffix(".qml").is_file(), tif.name
+    assert (out / "landuse_change_2020_2025.qml").is_file()
+    assert (out / "townships.qml").is_file()
+    assert main(["maps", str(out), "--overwrite"]) == 0
+    prints = out / "maps" / "print"
+    for name in ("carbon_density", "township_density", "landuse_change", "landuse_2025"):
+        assert (prints / f"{name}.png").is_file() and \
+            (prints / f"{name}.pdf").read_bytes()[:4] == b"%PDF", name
+    assert "print/carbon_density.pdf" in (out / "maps" / "index.html").read_text()
