@@ -22,6 +22,7 @@ from gis.vector_io import read_vector
 from layers.landcover import CHANGE_TYPES, load_scheme, present_codes
 from maps.carbon_map import carbon_density_map, save_map
 from maps.landuse_map import add_class_layer, legend_html, present_items
+from maps.offline import add_basemap
 from maps.styles import CHANGE_COLOURS, landuse_style
 from maps.swipe import Swipe
 
@@ -52,8 +53,19 @@ POOL_NAMES = {"zh": {"c_above": "地上生物量", "c_below": "地下生物量",
 
 
 def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
-                colours: dict[int, str] | None = None, print_maps: bool = False) -> Path:
-    """Write ``run_dir/maps/`` (index.html + theme maps); returns the index path."""
+                colours: dict[int, str] | None = None, print_maps: bool = False,
+                basemap: str = "none", basemap_url: str | None = None) -> Path:
+    """Write ``run_dir/maps/`` (index.html + theme maps); returns the index path.
+
+    ``basemap`` is ``none`` (default: fully offline; the county outline and townships are the
+    backdrop), ``osm``, ``tianditu`` (key from ``TIANDITU_KEY``) or ``xyz`` (``basemap_url``).
+    """
+
+    def save(m: folium.Map, path: Path) -> None:
+        if basemap != "none":
+            add_basemap(m, basemap, url=basemap_url)  # type: ignore[arg-type]
+        save_map(m, path)
+
     from sinkmap.pipeline import header
 
     summary_p = run_dir / "summary.json"
@@ -87,8 +99,17 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
                                    value_columns=cols, title=f"{name} — {label} {y1}",
                                    lang=lang, source_note=note)
             f = f"carbon_{pool}.html"
-            save_map(m, stage / f)
+            save(m, stage / f)
             pages.append(Page(f, f"{label} {y1}", "t C/ha"))
+        total = run_dir / f"carbon_density_tC_per_ha_{y1}.tif"
+        if "sink_tCO2e" in zones.columns and total.exists():
+            sink_cols = {"sink_tCO2e": header("sink_tCO2e", lang), **cols}
+            label = header("sink_tCO2e", lang)
+            m = carbon_density_map(read_raster(total), zones, zone_label="name",
+                                   value_columns=sink_cols, title=f"{name} — {label}",
+                                   lang=lang, source_note=note)
+            save(m, stage / "township_sink.html")
+            pages.append(Page("township_sink.html", label, f"{years[0]}–{y1}"))
         project = _project_inputs(run_dir, manifest)
         if project is not None and len(years) >= 2:
             scheme, lcs = project
@@ -108,7 +129,7 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
                          for k, v in CHANGE_TYPES.items()]
                 _finish(m, zones, f"{name} — {t['change']} {y0}–{y1}",
                         legend_html(t["change"], items), note)
-                save_map(m, stage / "landuse_change.html")
+                save(m, stage / "landuse_change.html")
                 pages.append(Page("landuse_change.html", f"{t['change']} {y0}–{y1}", ""))
             if cmap:
                 m = _base_map(zones)
@@ -123,7 +144,7 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
                                                                present_codes(right_img)}
                 _finish(m, zones, f"{name} — {t['compare']} {y0} | {y1}",
                         legend_html(t["lu"], present_items(codes, cmap, labels)), note)
-                save_map(m, stage / "landuse_compare.html")
+                save(m, stage / "landuse_compare.html")
                 pages.append(Page("landuse_compare.html", f"{t['compare']} {y0} | {y1}", ""))
         if print_maps:
             from sinkmap.publish import write_print_maps
@@ -174,7 +195,11 @@ def _finish(m: folium.Map, zones: Any, title: str, legend: str, note: str) -> No
     folium.GeoJson(z[["label", "geometry"]].to_json(), name="townships",
                    style_function=lambda _: {"color": "#333", "weight": 1, "fill": False},
                    tooltip=folium.GeoJsonTooltip(["label"], labels=False)).add_to(m)
-    from maps.carbon_map import _HtmlControl
+    from branca.element import Element
+
+    from maps.carbon_map import _CSS, _HtmlControl
+
+    m.get_root().header.add_child(Element(_CSS), name="sinkmap_css")
 
     _HtmlControl(html.escape(title), position="topleft", css_class="sinkmap-title").add_to(m)
     _HtmlControl(legend, position="topright", css_class="sinkmap-legend-box").add_to(m)

@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     mp.add_argument("--lang", choices=("zh", "en"), default="zh", help="map language")
     mp.add_argument("--overwrite", action="store_true", help="replace an existing maps folder")
     mp.add_argument("--no-print", action="store_true", help="skip the PNG/PDF print maps")
+    mp.add_argument("--basemap", choices=("none", "osm", "tianditu", "xyz"), default="none",
+                    help="tile basemap (default none: fully offline; tianditu reads "
+                    "TIANDITU_KEY)")
+    mp.add_argument("--basemap-url", help="XYZ tile URL template for --basemap xyz")
 
     v = sub.add_parser("validate", help="check a project file and all its inputs, report every "
                        "problem, exit non-zero if any")
@@ -113,7 +117,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from sinkmap.atlas import write_atlas
 
         index = write_atlas(args.run_dir, lang=args.lang, overwrite=args.overwrite,
-                            print_maps=not args.no_print)
+                            print_maps=not args.no_print, basemap=args.basemap,
+                            basemap_url=args.basemap_url)
         print(f"atlas: {index}")
         return 0
     if args.command == "carbon":

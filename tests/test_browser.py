@@ -70,8 +70,16 @@ def _open(browser, page_path: Path):
     return page, errors, outside, dialogs
 
 
-@pytest.mark.parametrize("name", ["carbon_total.html", "carbon_c_soil.html",
-                                  "landuse_change.html", "landuse_compare.html"])
+MAPS = ["carbon_total.html", "carbon_c_above.html", "carbon_c_below.html", "carbon_c_soil.html",
+        "carbon_c_dead.html", "township_sink.html", "landuse_change.html",
+        "landuse_compare.html"]
+
+
+def test_every_atlas_map_is_tested(atlas):
+    assert sorted(p.name for p in atlas.glob("*.html") if p.name != "index.html") == sorted(MAPS)
+
+
+@pytest.mark.parametrize("name", MAPS)
 def test_map_in_chromium(atlas, browser, name):
     page, errors, outside, dialogs = _open(browser, atlas / name)
     assert outside == [], f"requests left the file: {outside}"
