@@ -145,7 +145,8 @@ def unit_label(units: str | None) -> str:
 def carbon_density_map(density: xr.DataArray, zones: gpd.GeoDataFrame, *, zone_label: str,
                        value_columns: dict[str, str], title: str, lang: str = "zh",
                        source_note: str, max_pixels: int = 1_000_000,
-                       value_range: tuple[float, float] | None = None) -> folium.Map:
+                       value_range: tuple[float, float] | None = None,
+                       diverging: bool = False) -> folium.Map:
     """Build the interactive carbon-density map: raster overlay, zone choropleth and details.
 
     Parameters
@@ -166,6 +167,8 @@ def carbon_density_map(density: xr.DataArray, zones: gpd.GeoDataFrame, *, zone_l
         ``"zh"`` (default) or ``"en"`` for the map's own labels.
     max_pixels
         Upper bound on the embedded image's ``width * height``.
+    diverging
+        Colour the choropleth with a diverging ramp centred on zero (for change and sinks).
     value_range
         Fixed ``(vmin, vmax)`` for the density colours (e.g. to compare two years); by default
         the 2nd-98th percentile of the rendered values, rounded outward (from 0 for
@@ -205,7 +208,14 @@ def carbon_density_map(density: xr.DataArray, zones: gpd.GeoDataFrame, *, zone_l
     values = pd.to_numeric(zones[first_col], errors="coerce").to_numpy(dtype=np.float64)
     zones_ll, keep = _simplified_lonlat(zones)
     z_vmin, z_vmax = _choropleth_range(values[keep])
-    fill = {i: (YLORBR.hex_at((v - z_vmin) / ((z_vmax - z_vmin) or 1.0)) if math.isfinite(v)
+    zramp = YLORBR
+    if diverging:  # change and sinks: BrBG centred on zero (brown = loss, teal = removal)
+        from maps.styles import BRBG
+
+        finite = np.abs(values[keep][np.isfinite(values[keep])])
+        z_vmax = float(nice_range(finite, quantiles=(0.0, 100.0))[1]) if finite.size else 1.0
+        z_vmin, zramp = -z_vmax, BRBG
+    fill = {i: (zramp.hex_at((v - z_vmin) / ((z_vmax - z_vmin) or 1.0)) if math.isfinite(v)
                 else MISSING_FILL) for i, v in enumerate(values[keep])}
     rows = zones.loc[keep]
     geoms = [_rounded_mapping(g) for g in zones_ll]
@@ -248,7 +258,7 @@ def carbon_density_map(density: xr.DataArray, zones: gpd.GeoDataFrame, *, zone_l
 
     continuous_legend(density_caption, YLGN, vmin, vmax, nice_ticks(vmin, vmax)).add_to(m)
     no_value = not np.isfinite(values[keep]).all()
-    continuous_legend(first_label, YLORBR, z_vmin, z_vmax, nice_ticks(z_vmin, z_vmax),
+    continuous_legend(first_label, zramp, z_vmin, z_vmax, nice_ticks(z_vmin, z_vmax),
                       nodata=(MISSING_FILL, text["missing"]) if no_value else None).add_to(m)
     root.html.add_child(Element(f'<div class="sinkmap-title">{html.escape(title)}</div>'),
                         name="sinkmap_title")

@@ -107,7 +107,7 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
             label = header("sink_tCO2e", lang)
             m = carbon_density_map(read_raster(total), zones, zone_label="name",
                                    value_columns=sink_cols, title=f"{name} — {label}",
-                                   lang=lang, source_note=note)
+                                   lang=lang, source_note=note, diverging=True)
             save(m, stage / "township_sink.html")
             pages.append(Page("township_sink.html", label, f"{years[0]}–{y1}"))
         project = _project_inputs(run_dir, manifest)

@@ -24,6 +24,10 @@ def test_atlas_index_links_every_theme_map(tmp_path):
     for pool in ("c_above", "c_below", "c_soil", "c_dead"):
         assert f"carbon_{pool}.html" in links
     assert "碳汇与土地利用图集" in index
+    # the sink choropleth is diverging (BrBG, centred on zero); densities are sequential
+    sink = (maps / "township_sink.html").read_text(encoding="utf-8").lower()
+    assert "#543005" in sink and "#003c30" in sink
+    assert "#543005" not in (maps / "carbon_total.html").read_text(encoding="utf-8").lower()
     assert main(["maps", str(out)]) == 2  # exists: `sinkmap maps` refuses without --overwrite
     assert main(["maps", str(out), "--overwrite", "--lang", "en"]) == 0
     assert "Carbon-sink and land-use atlas" in (maps / "index.html").read_text()
