@@ -21,6 +21,7 @@ from gis.raster_io import read_raster
 from gis.vector_io import read_vector
 from layers.landcover import CHANGE_TYPES, load_scheme, present_codes
 from maps.carbon_map import carbon_density_map, save_map
+from maps.hillshade import add_hillshade
 from maps.landuse_map import add_class_layer, legend_html, present_items
 from maps.offline import add_basemap
 from maps.styles import CHANGE_COLOURS, landuse_style
@@ -61,10 +62,6 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
     backdrop), ``osm``, ``tianditu`` (key from ``TIANDITU_KEY``) or ``xyz`` (``basemap_url``).
     """
 
-    def save(m: folium.Map, path: Path) -> None:
-        if basemap != "none":
-            add_basemap(m, basemap, url=basemap_url)  # type: ignore[arg-type]
-        save_map(m, path)
 
     from sinkmap.pipeline import header
 
@@ -74,6 +71,15 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
                          fix="give the outputs folder of `sinkmap run` or `sinkmap demo`")
     summary = json.loads(summary_p.read_text(encoding="utf-8"))
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    dem = _project_dem(run_dir, manifest)
+    dem_da = read_raster(dem) if dem is not None else None
+
+    def save(m: folium.Map, path: Path) -> None:
+        if dem_da is not None:  # the offline backdrop: a hillshade of the DEM
+            add_hillshade(m, dem_da, name="地形晕渲" if lang == "zh" else "hillshade")
+        if basemap != "none":
+            add_basemap(m, basemap, url=basemap_url)  # type: ignore[arg-type]
+        save_map(m, path)
     years = summary["years"]
     t = T[lang]
     zones = read_vector(run_dir / "townships.gpkg")
@@ -160,6 +166,19 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
         (stage / "index.html").write_text(index_html(pages, t["atlas"], name, t["index_note"],
                                                      lang), encoding="utf-8")
     return run_dir / "maps" / "index.html"
+
+
+def _project_dem(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
+    params = manifest.get("parameters", {})
+    rel, dem = params.get("project_dir_from_outputs"), params.get("config", {}).get(
+        "region", {}).get("dem")
+    if rel is None or not dem:
+        return None
+    path = (run_dir / rel / dem).resolve()
+    if not path.exists():
+        log.warning("%s: DEM %s not found; maps without hillshade", run_dir, path)
+        return None
+    return path
 
 
 def _project_inputs(run_dir: Path, manifest: dict[str, Any]

@@ -7,6 +7,7 @@ crs = "EPSG:4551"            # optional: the CRS every input must already be in
 
 [region]
 boundary = "inputs/boundary.gpkg"
+dem = "inputs/dem.tif"       # optional: hillshade backdrop of the maps
 
 [zones]                      # townships, or any polygons
 path = "inputs/townships.gpkg"

@@ -28,6 +28,7 @@ crs = "EPSG:4551"
 
 [region]
 boundary = "inputs/boundary.gpkg"
+dem = "inputs/dem.tif"
 
 [zones]
 path = "inputs/townships.gpkg"

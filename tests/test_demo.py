@@ -58,6 +58,8 @@ def test_demo_outputs(demo):
     assert s["uncertainty"]["sink"]["p2_5_tC"] < s["change"]["stock_change_tC"] \
         < s["uncertainty"]["sink"]["p97_5_tC"]
     assert (o / "transitions.csv").is_file() and (o / "uncertainty.csv").is_file()
+    # the offline atlas, with the DEM's hillshade as backdrop
+    assert "sinkmap-hillshade" in (o / "maps" / "carbon_total.html").read_text(encoding="utf-8")
     m = json.loads((o / "manifest.json").read_text())
     assert any(i["path"] == "inputs/landcover_2020.tif" for i in m["inputs"])
     assert m["parameters"]["config"]["landcover"]["years"]["2025"]
