@@ -28,10 +28,10 @@ def hillshade(elevation: np.ndarray, cell_m: float, *, azimuth_deg: float = 315.
     return np.clip(shade, 0.0, 1.0)
 
 
-def add_hillshade(m: folium.Map, dem: xr.DataArray, *, name: str = "hillshade",
-                  max_pixels: int = 1_000_000, opacity: float = 0.6,
-                  z_factor: float = 4.0) -> None:
-    """Add the DEM's hillshade as a greyscale overlay in a pane below all other overlays.
+def hillshade_png(dem: xr.DataArray, *, max_pixels: int = 1_000_000, z_factor: float = 4.0
+                  ) -> tuple[str, list[list[float]]]:
+    """The DEM's hillshade as a greyscale PNG data URI and its lon/lat bounds (compute once,
+    add to every map with :func:`add_hillshade`).
 
     For display the relief is exaggerated (``z_factor``) and the shades stretched between
     their 1st and 99th percentiles, so gentle county-scale terrain still reads.
@@ -46,6 +46,13 @@ def add_hillshade(m: folium.Map, dem: xr.DataArray, *, name: str = "hillshade",
     grey[~np.isfinite(img.values)] = 0
     palette = np.repeat(np.arange(256, dtype="uint8")[:, None], 3, axis=1)
     png = encode_png(grey, palette=palette, alpha=np.array([0], dtype="uint8"))
+    return png_data_uri(png), img.latlon_bounds()
+
+
+def add_hillshade(m: folium.Map, shaded: tuple[str, list[list[float]]], *,
+                  name: str = "hillshade", opacity: float = 0.6) -> None:
+    """Add a :func:`hillshade_png` overlay in a pane below all other overlays."""
+    uri, bounds = shaded
     folium.map.CustomPane(PANE, z_index=350, pointer_events=False).add_to(m)
-    folium.raster_layers.ImageOverlay(png_data_uri(png), bounds=img.latlon_bounds(), name=name,
-                                      opacity=opacity, interactive=False, pane=PANE).add_to(m)
+    folium.raster_layers.ImageOverlay(uri, bounds=bounds, name=name, opacity=opacity,
+                                      interactive=False, pane=PANE).add_to(m)

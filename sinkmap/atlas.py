@@ -21,7 +21,7 @@ from gis.raster_io import read_raster
 from gis.vector_io import read_vector
 from layers.landcover import CHANGE_TYPES, load_scheme, present_codes
 from maps.carbon_map import carbon_density_map, save_map
-from maps.hillshade import add_hillshade
+from maps.hillshade import add_hillshade, hillshade_png
 from maps.landuse_map import add_class_layer, legend_html, present_items
 from maps.offline import add_basemap
 from maps.styles import CHANGE_COLOURS, landuse_style
@@ -72,11 +72,11 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
     summary = json.loads(summary_p.read_text(encoding="utf-8"))
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     dem = _project_dem(run_dir, manifest)
-    dem_da = read_raster(dem) if dem is not None else None
+    shaded = hillshade_png(read_raster(dem)) if dem is not None else None
 
     def save(m: folium.Map, path: Path) -> None:
-        if dem_da is not None:  # the offline backdrop: a hillshade of the DEM
-            add_hillshade(m, dem_da, name="地形晕渲" if lang == "zh" else "hillshade")
+        if shaded is not None:  # the offline backdrop: a hillshade of the DEM
+            add_hillshade(m, shaded, name="地形晕渲" if lang == "zh" else "hillshade")
         if basemap != "none":
             add_basemap(m, basemap, url=basemap_url)  # type: ignore[arg-type]
         save_map(m, path)
