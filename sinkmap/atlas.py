@@ -76,7 +76,14 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
 
     def save(m: folium.Map, path: Path) -> None:
         if shaded is not None:  # the offline backdrop: a hillshade of the DEM
+            # the layer control must come after every layer it lists: take it out, add back
+            controls = {k: c for k, c in m._children.items()
+                        if isinstance(c, folium.LayerControl)}
+            for k in controls:
+                del m._children[k]
             add_hillshade(m, shaded, name="地形晕渲" if lang == "zh" else "hillshade")
+            for k, c in controls.items():
+                m.add_child(c, name=k)
         if basemap != "none":
             add_basemap(m, basemap, url=basemap_url)  # type: ignore[arg-type]
         save_map(m, path)

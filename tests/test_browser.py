@@ -34,6 +34,18 @@ def atlas(tmp_path_factory) -> Path:
     z.loc[0, "name"] = XSS  # a hostile township name must show as text
     (folder / "zones.gpkg").unlink()
     z.to_file(folder / "zones.gpkg")
+    # a DEM (a ramp rising to the east) so every map gets the hillshade backdrop
+    import numpy as np
+
+    from gis.grid import make_raster
+    from gis.raster_io import write_cog
+    from tests.project_fixture import GRID
+
+    dem = np.tile(np.linspace(250, 400, GRID.width, dtype="float32"), (GRID.height, 1))
+    write_cog(make_raster(dem, GRID, nodata=-9999.0, units="m", kind="continuous"),
+              folder / "dem.tif")
+    p.write_text(p.read_text().replace('boundary = "boundary.gpkg"',
+                                       'boundary = "boundary.gpkg"\ndem = "dem.tif"'))
     return pipeline.run(load_config(p), verbose=False).out_dir / "maps"
 
 
@@ -88,6 +100,9 @@ def test_map_in_chromium(atlas, browser, name):
     assert page.locator("path.leaflet-interactive").count() >= 2, "township polygons missing"
     legend = page.locator(".sinkmap-legend, .legend").first
     assert legend.is_visible(), "legend not visible"
+    assert page.locator(".leaflet-control-layers").first.is_visible(), "no layer control"
+    assert page.locator(".leaflet-pane.sinkmap-hillshade-pane img, "
+                        ".leaflet-sinkmap-hillshade-pane img").count() == 1, "no hillshade"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{Path(name).stem}.png"))
     assert dialogs == []
