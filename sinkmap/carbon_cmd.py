@@ -24,6 +24,7 @@ from gis.vector_io import read_vector
 from gis.zonal import class_area_table
 from sinkmap.manifest import write_manifest
 from sinkmap.progress import Steps
+from sinkmap.publish import write_styles
 from sinks.carbon import (
     CO2_PER_C,
     SIGN_CONVENTION,
@@ -136,6 +137,7 @@ def run_carbon(lulc: Path, pools: Path, out: Path, *, lulc_future: Path | None =
                 ztab = zone_table(cur, fut, zgdf, field, table, valuation)
                 ztab.to_csv(stage / "zones.csv", index=False, encoding="utf-8-sig")
                 ztab.to_excel(stage / "zones.xlsx", index=False)
+        write_styles(stage)  # .qml beside every raster, so QGIS opens them styled
         with steps.step("summary and manifest"):
             (stage / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False),
                                                 encoding="utf-8")

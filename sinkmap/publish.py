@@ -14,6 +14,7 @@ from gis.raster_io import read_raster
 from maps.print_map import print_map
 from maps.qgis_style import categorical_raster_qml, raster_qml, vector_qml, write_qml
 from maps.styles import (
+    CARBON_CHANGE,
     CARBON_DENSITY,
     ZONE_CHOROPLETH,
     Style,
@@ -39,9 +40,14 @@ def _range(path: Path) -> tuple[float, float]:
 def write_styles(out: Path, *, lang: str = "zh", zone_column: str | None = None) -> list[Path]:
     """A ``.qml`` beside every density COG, the change raster and townships.gpkg."""
     written = []
-    for tif in sorted(out.glob("carbon_density_*tC_per_ha_*.tif")):
+    for tif in sorted(out.glob("carbon_density_*.tif")):
         lo, hi = _range(tif)
         written.append(write_qml(tif, raster_qml(CARBON_DENSITY, lo, hi, "t C/ha",
+                                                 nodata=float("nan"))))
+    for tif in sorted(out.glob("carbon_change_*.tif")):
+        lo, hi = _range(tif)
+        m = max(abs(lo), abs(hi)) or 1.0
+        written.append(write_qml(tif, raster_qml(CARBON_CHANGE, -m, m, "t C/ha",
                                                  nodata=float("nan"))))
     for tif in sorted(out.glob("landuse_change_*.tif")):
         st = change_style()

@@ -53,7 +53,8 @@ def test_same_totals_as_invest(tmp_path):
     assert set(s["pools_current_tC"]) == {"c_above", "c_below", "c_soil", "c_dead"}
     assert "removal" in s["sign_convention"]
     for name in ("carbon_density_current_tC_per_ha.tif", "carbon_density_future_tC_per_ha.tif",
-                 "carbon_change_tC_per_ha.tif", "transitions.csv", "manifest.json"):
+                 "carbon_change_tC_per_ha.tif", "transitions.csv", "manifest.json",
+                 "carbon_density_current_tC_per_ha.qml", "carbon_change_tC_per_ha.qml"):
         assert (tmp_path / "out" / name).exists(), name
     # the per-pixel density raster sums to the same total (float32 storage: ~1e-6)
     with rasterio.open(tmp_path / "out" / "carbon_density_current_tC_per_ha.tif") as src:
