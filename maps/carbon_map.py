@@ -51,6 +51,7 @@ from maps.render import (
     nice_range,
     nice_ticks,
     png_data_uri,
+    texts_for,
     warp_to_web_mercator,
 )
 
@@ -292,11 +293,7 @@ def save_map(m: folium.Map, path: Path, *, overwrite: bool = False) -> Path:
 
 
 def _texts(lang: str) -> dict[str, str]:
-    try:
-        return _TEXT[lang]
-    except KeyError:
-        raise SinkmapError(f"unsupported map language {lang!r}",
-                           fix=f"use one of {', '.join(sorted(_TEXT))}") from None
+    return texts_for(_TEXT, lang)
 
 
 def _check_zones(zones: gpd.GeoDataFrame, zone_label: str, value_columns: Mapping[str, str]

@@ -63,7 +63,7 @@ from gis.crs import as_crs, crs_label, is_metric_projected, to_metric
 from gis.errors import CRSError, InputError, NoDataError, SinkmapError
 from gis.grid import GridSpec
 from gis.raster_io import valid_mask
-from maps.render import _nice_step, nice_range, nice_ticks
+from maps.render import _nice_step, nice_range, nice_ticks, texts_for
 from maps.styles import Style, StyleClass, symmetric_range, tick_labels
 
 log = logging.getLogger(__name__)
@@ -339,11 +339,7 @@ class _Image:
 
 
 def _texts(lang: str) -> dict[str, str]:
-    try:
-        return _TEXT[lang]
-    except KeyError:
-        raise SinkmapError(f"unsupported map language {lang!r}",
-                           fix=f"use one of {', '.join(sorted(_TEXT))}") from None
+    return texts_for(_TEXT, lang)
 
 
 def _raster_crs(da: xr.DataArray) -> Any:

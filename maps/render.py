@@ -30,7 +30,7 @@ from pyproj import Transformer
 from rasterio.enums import Resampling
 
 from gis.crs import as_crs
-from gis.errors import NoDataError
+from gis.errors import NoDataError, SinkmapError
 from gis.grid import GridSpec
 from gis.raster_io import valid_mask
 
@@ -403,3 +403,12 @@ def warp_to_web_mercator(da: xr.DataArray, *, max_pixels: int,
                           source=da.attrs.get("source") or da.name or "density raster",
                           fix="check the raster covers the region and its nodata value is right")
     return MercatorImage(out, dst_t)
+
+
+def texts_for(table: dict[str, dict[str, str]], lang: str) -> dict[str, str]:
+    """The labels of ``lang`` from a ``{lang: {key: text}}`` table; unknown language is an error."""
+    try:
+        return table[lang]
+    except KeyError:
+        raise SinkmapError(f"unsupported map language {lang!r}",
+                           fix=f"use one of {', '.join(sorted(table))}") from None
