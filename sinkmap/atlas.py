@@ -63,7 +63,7 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
     """
 
 
-    from sinkmap.pipeline import header
+    from sinkmap.pipeline import header, popup_columns
 
     summary_p = run_dir / "summary.json"
     if not summary_p.exists():
@@ -97,10 +97,7 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
     with atomic_path(run_dir / "maps", overwrite=overwrite) as stage:
         stage.mkdir()
         y1 = years[-1]
-        cols = {c: header(c, lang) for c in (
-            f"mean_density_tC_per_ha_{y1}", f"stock_tC_{y1}", "area_ha", "sink_tCO2e",
-            "sink_tCO2e_p2_5", "sink_tCO2e_p97_5", "tillage_sink_tCO2e_per_yr",
-            "wetland_net_tCO2e_per_yr") if c in zones.columns}
+        cols = popup_columns(zones.columns, y1, lang)
         for pool in ["total", *summary.get("pools", [])]:
             suffix = "" if pool == "total" else f"{pool}_"
             path = run_dir / f"carbon_density_{suffix}tC_per_ha_{y1}.tif"

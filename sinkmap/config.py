@@ -279,6 +279,13 @@ def validate(cfg: ProjectConfig, *, scan_codes: bool = True) -> list[str]:
         problems.append(str(e))
         table = None
 
+    if isinstance(cfg.price, str):
+        from sinks.valuation import load_prices
+
+        names = load_prices().index
+        if cfg.price not in names:
+            add(cfg.path, f"[valuation] price {cfg.price!r} is not a known price; fix: use one of "
+                f"{', '.join(names)} or a number per t CO2e")
     grids: dict[int, GridSpec] = {}
     for year, path in sorted(cfg.landcover.items()):
         if not path.exists():

@@ -82,6 +82,14 @@ def header(col: str, lang: str) -> str:
     return f"{label} {year}".strip()
 
 
+def popup_columns(available: Any, year: int, lang: str) -> dict[str, str]:
+    """Township columns shown on the maps (first = choropleth), with their display labels."""
+    wanted = (f"mean_density_tC_per_ha_{year}", f"stock_tC_{year}", "area_ha", "sink_tCO2e",
+              "sink_tCO2e_p2_5", "sink_tCO2e_p97_5", "tillage_sink_tCO2e_per_yr",
+              "wetland_net_tCO2e_per_yr")
+    return {c: header(c, lang) for c in wanted if c in set(available)}
+
+
 def stocks_by_zone(density: Any, zones: gpd.GeoDataFrame, cfg: ProjectConfig) -> pd.DataFrame:
     """Per-zone stock (t C), valid area (ha) and mean density from a density raster."""
     st = zonal_stats(density, zones, cfg.zone_id_field, method=cfg.zonal_method).set_index("zone")
@@ -142,30 +150,29 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
                     shares = tier_shares(tier, density=density)
                     tiers[str(year)] = shares.reset_index().to_dict(orient="records")
             landcovers[year] = lc
+        y0, y1 = cfg.years[0], cfg.years[-1]
         with steps.step("township tables"):
             change = None
-            if len(cfg.years) >= 2:  # over cells valid in both years (as InVEST's change map)
-                diff = densities[cfg.years[-1]] - densities[cfg.years[0]]
+            if y1 != y0:  # over cells valid in both years (as InVEST's change map)
+                diff = densities[y1] - densities[y0]
                 diff = diff.rio.write_nodata(float("nan"), encoded=False)
                 diff.attrs.update(units="tC_per_ha", kind="continuous")
                 change = stocks_by_zone(diff, zones, cfg)["stock_tC"]
             town, summary = township_table(cfg, zones, per_year, table, long_tables[-1],
                                            change)
-            if len(cfg.years) >= 2:
-                matrix = transition_matrix(landcovers[cfg.years[0]], landcovers[cfg.years[-1]],
-                                           table)
+            summary["forest_tiers"] = tiers or {"note": "Tier 1 only (no forest inventory)"}
+            if cfg.parcels is not None:
+                town, summary["farmland_soc"] = farmland_soc(cfg, town)
+            if y1 != y0:
+                matrix = transition_matrix(landcovers[y0], landcovers[y1], table)
                 write_transitions(stage, matrix, scheme)
                 summary["change"]["transitions_tier1"] = common_change(matrix, table)
                 summary["change"]["unknown_area_ha"] = unknown_area_ha(matrix)
                 summary["change"]["transitions_changed_ha"] = float(
                     matrix.loc[matrix["changed"].fillna(True), "area_ha"].sum())
-            value_sink(summary, cfg)
-            summary["forest_tiers"] = tiers or {"note": "Tier 1 only (no forest inventory)"}
-            if cfg.parcels is not None:
-                town, summary["farmland_soc"] = farmland_soc(cfg, town)
-            if len(cfg.years) >= 2:
+                value_sink(summary, cfg)
                 town, summary["wetland_restoration"] = wetlands(
-                    cfg, town, zones, landcovers[cfg.years[0]], landcovers[cfg.years[-1]], scheme)
+                    cfg, town, zones, landcovers[y0], landcovers[y1], scheme)
         with steps.step(f"uncertainty ({cfg.mc_draws} Monte Carlo draws, Approach 1)"):
             areas = {y: t for y, t in zip(cfg.years, long_tables, strict=True)}
             unc = uncertainty(areas, table, cfg)
@@ -173,27 +180,17 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
             summary["uncertainty"] = uncertainty_summary(unc, cfg)
             town = town.merge(uncertainty_by_zone(unc, cfg), on="zone", how="left")
             write_tables(stage, town, pd.concat(long_tables, ignore_index=True), scheme, cfg)
-            joined_out = zones[[cfg.zone_id_field, zones.geometry.name]].merge(
+            joined = zones[[cfg.zone_id_field, zones.geometry.name]].merge(
                 town, left_on=cfg.zone_id_field, right_on="zone", how="left")
-            write_vector(joined_out, stage / "townships.gpkg")
-            if len(cfg.years) >= 2:
-                y0, y1 = cfg.years[0], cfg.years[-1]
+            write_vector(joined, stage / "townships.gpkg")
+            if y1 != y0:
                 write_cog(change_type(landcovers[y0], landcovers[y1], scheme),
                           stage / f"landuse_change_{y0}_{y1}.tif")
         with steps.step("map"):
             assert density is not None
-            joined = zones[[cfg.zone_id_field, zones.geometry.name]].merge(
-                town, left_on=cfg.zone_id_field, right_on="zone", how="left")
-            y = cfg.years[-1]
-            cols = {f"mean_density_tC_per_ha_{y}": header(f"mean_density_tC_per_ha_{y}", cfg.lang),
-                    f"stock_tC_{y}": header(f"stock_tC_{y}", cfg.lang),
-                    "area_ha": header("area_ha", cfg.lang)}
-            for extra in ("sink_tCO2e", "sink_tCO2e_p2_5", "sink_tCO2e_p97_5",
-                          "tillage_sink_tCO2e_per_yr", "wetland_net_tCO2e_per_yr"):
-                if extra in town:
-                    cols[extra] = header(extra, cfg.lang)
-            title = (f"{cfg.name} — 碳密度 {y}" if cfg.lang == "zh"
-                     else f"{cfg.name} — carbon density {y}")
+            cols = popup_columns(town.columns, y1, cfg.lang)
+            title = (f"{cfg.name} — 碳密度 {y1}" if cfg.lang == "zh"
+                     else f"{cfg.name} — carbon density {y1}")
             note = (f"sinkmap {summary['sinkmap_version']}; coefficients: {table.name} "
                     f"({summary['unverified_stock_share_pct']:.0f}% of stock on unverified rows)")
             m = carbon_density_map(density, joined, zone_label="name",
@@ -302,9 +299,7 @@ def write_transitions(stage: Path, matrix: pd.DataFrame, scheme: Any) -> None:
 
 
 def value_sink(summary: dict[str, Any], cfg: ProjectConfig) -> None:
-    """Shadow value of the sink at the configured carbon price (per t CO2e)."""
-    if "change" not in summary:
-        return
+    """Shadow value of the sink (``summary["change"]``) at the configured price per t CO2e."""
     prices = load_prices()
     name = cfg.price if isinstance(cfg.price, str) else None
     per_tco2 = (float(prices.loc[name, "price"]) if name else float(cfg.price))

@@ -138,3 +138,9 @@ def test_bad_project_file(tmp_path):
     p.write_text("not = toml = at all")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(p)
+
+
+def test_unknown_price_name(tmp_path):
+    p = make_project(tmp_path)
+    p.write_text(p.read_text() + '\n[valuation]\nprice = "moon_2099"\n')
+    _run_fails(p, "moon_2099")
