@@ -62,22 +62,6 @@ def stock(landcover: xr.DataArray, table: CarbonTable, *, label: str = "") -> St
     return Stock(label, counts, pixel_ha, pools)
 
 
-def sink(before: Stock, after: Stock, *, years: float | None = None) -> dict[str, Any]:
-    """Stock-difference sink ``after - before`` (removal positive), total and per year."""
-    change = after.total_tC - before.total_tC
-    out: dict[str, Any] = {
-        "from": before.label, "to": after.label,
-        "change_tC": change, "change_tCO2e": change * CO2_PER_C,
-        "change_by_pool_tC": {p: after.pools_tC[p] - before.pools_tC[p] for p in after.pools_tC},
-        "sign_convention": SIGN_CONVENTION,
-    }
-    if years:
-        out["years"] = years
-        out["change_tC_per_yr"] = change / years
-        out["change_tCO2e_per_yr"] = change * CO2_PER_C / years
-    return out
-
-
 def transition_matrix(before: xr.DataArray, after: xr.DataArray, table: CarbonTable | None = None
                       ) -> pd.DataFrame:
     """Land-use transitions: area from -> to (cells, ha, mu), streamed.

@@ -11,8 +11,7 @@ import geopandas as gpd
 import numpy as np
 import xarray as xr
 
-from gis.crs import require_projected
-from gis.grid import GridSpec, like
+from gis.grid import like
 from gis.stream import map_lut
 from sinks.coefficients import CarbonTable
 
@@ -38,18 +37,6 @@ def carbon_density(landcover: xr.DataArray, table: CarbonTable, *, pool: str = "
     out = like(landcover, data, nodata=np.nan, units="tC_per_ha", kind="continuous",
                name=f"carbon_density_{pool}_tC_per_ha")
     out.attrs.update(coefficients=table.source, pool=pool)
-    return out
-
-
-def carbon_stock(density: xr.DataArray) -> xr.DataArray:
-    """Carbon stock per pixel in t C: density (t C/ha) x pixel area (ha); projected CRS only."""
-    if density.attrs.get("units") != "tC_per_ha":
-        raise ValueError(f"expected a density in tC_per_ha, got {density.attrs.get('units')!r}")
-    require_projected(density.rio.crs, source=density.name, purpose="carbon stock (area)")
-    pixel_ha = GridSpec.of(density).pixel_area_m2 / M2_PER_HA
-    out = like(density, density.data * np.float32(pixel_ha), nodata=np.nan, units="tC",
-               kind="continuous", name="carbon_stock_tC")
-    out.attrs.update({k: v for k, v in density.attrs.items() if k in ("coefficients", "pool")})
     return out
 
 
