@@ -26,7 +26,6 @@ from sinkmap.manifest import write_manifest
 from sinkmap.progress import Steps
 from sinkmap.publish import write_styles
 from sinks.carbon import (
-    CO2_PER_C,
     SIGN_CONVENTION,
     common_change,
     stock,
@@ -35,6 +34,7 @@ from sinks.carbon import (
 )
 from sinks.coefficients import load_invest_pools
 from sinks.density import carbon_density
+from sinks.units import CO2_PER_C
 from sinks.valuation import invest_npv, price_per_tC
 
 log = logging.getLogger(__name__)

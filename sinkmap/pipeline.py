@@ -32,10 +32,11 @@ from sinkmap.progress import Steps
 from sinkmap.publish import write_styles
 from sinks.carbon import common_change, transition_matrix, unknown_area_ha
 from sinks.coefficients import CarbonTable, load_carbon_table
-from sinks.density import CO2_PER_C, FOREST_CLASSES, pool_densities
+from sinks.density import FOREST_CLASSES, pool_densities
 from sinks.forest import inventory_carbon, load_forest_table, tier_shares
 from sinks.soil import tillage_sink, wetland_restoration
 from sinks.uncertainty import TOTAL, approach1, monte_carlo
+from sinks.units import CO2_PER_C
 from sinks.valuation import load_prices
 
 log = logging.getLogger(__name__)

@@ -25,9 +25,8 @@ from gis.grid import GridSpec, assert_same_grid
 from gis.stream import cross_counts, value_counts
 from gis.zonal import M2_PER_MU
 from sinks.coefficients import CarbonTable, require_codes
+from sinks.units import CO2_PER_C, M2_PER_HA
 
-M2_PER_HA = 10_000.0
-CO2_PER_C = 44.0 / 12.0
 SIGN_CONVENTION = ("sink = stock(later) - stock(earlier); removal from the atmosphere is "
                    "positive, emission negative; tCO2e = tC x 44/12")
 

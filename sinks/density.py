@@ -1,7 +1,9 @@
-"""Carbon density and stock rasters from a land-cover raster and a per-class table.
+"""Carbon density rasters from a land-cover raster and a per-class table (Tier 1), with
+Tier 2 forest from the inventory where it covers forest pixels.
 
-Per pixel: density (t C/ha) = the class's pool value(s) from the coefficient table; stock (t C) =
-density x pixel area (ha). Both are lazy, block-wise rasters on the land cover's grid.
+Per pixel: density (t C/ha) = the class's pool value(s) from the coefficient table; lazy,
+block-wise rasters on the land cover's grid. Stocks are density x pixel area, summed per zone
+(``gis.zonal.zonal_stats``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,6 @@ import xarray as xr
 from gis.grid import like
 from gis.stream import map_lut
 from sinks.coefficients import CarbonTable
-
-M2_PER_HA = 10_000.0
-CO2_PER_C = 44.0 / 12.0  # t CO2 per t C
 
 
 def carbon_density(landcover: xr.DataArray, table: CarbonTable, *, pool: str = "total"

@@ -49,6 +49,7 @@ from gis.grid import DEFAULT_CHUNK, GridSpec, assert_same_grid, like
 from gis.stream import as_dask, iter_blocks
 from gis.zonal import M2_PER_MU
 from sinks.coefficients import read_table
+from sinks.units import M2_PER_HA
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ RANGES = {
     "deadwood_frac": (0.0, 1.0, "dead wood carbon as a fraction of above-ground"),
     "litter_frac": (0.0, 1.0, "litter carbon as a fraction of above-ground"),
 }
-M2_PER_HA = 10_000.0
 VOLUME_WARN_M3_PER_HA = 800.0  # above this a per-ha volume is more likely a per-polygon total
 _MAX_LISTED = 20
 

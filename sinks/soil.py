@@ -51,8 +51,8 @@ import pandas as pd
 from gis.errors import CoefficientError, InputError
 from gis.resources import packaged
 from gis.zonal import M2_PER_HA, M2_PER_MU
+from sinks.units import CO2_PER_C
 
-CO2_PER_C = 44.0 / 12.0
 """t CO2 per t C (molar masses; methods.md s6 [V])."""
 DEFAULT_YEARS = 20
 """IPCC default transition period D for mineral-soil stock changes (Vol.4 Ch.2, Eq 2.25)."""

@@ -38,8 +38,8 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from gis.errors import CoefficientError, InputError
+from sinks.units import CO2_PER_C
 
-CO2_PER_C = 44.0 / 12.0  # t CO2 per t C
 Z95 = 1.96  # IPCC 2006 Vol. 1 Ch. 3: 95 % half-width = 1.96 sd (exact quantile 1.95996)
 TOTAL = "total"  # zone label of the rows for the whole area
 PERCENTILES = (2.5, 97.5)

@@ -26,8 +26,8 @@ import pandas as pd
 
 from gis.errors import InputError, SinkmapError
 from gis.resources import packaged
+from sinks.units import CO2_PER_C
 
-CO2_PER_C = 44.0 / 12.0  # t CO2 per t C
 PRICE_TABLE = "carbon_prices.csv"
 DEFAULT_PRICE = "cea_2024_avg"
 PRICE_UNITS = ("t_CO2", "t_C")
