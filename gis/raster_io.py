@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,18 +93,38 @@ def write_cog(da: xr.DataArray, path: str | Path, *, overwrite: bool = False,
     error at any point leaves neither ``path`` nor temporary files. ``cog=False`` writes a tiled,
     DEFLATE-compressed GeoTIFF in a single pass instead (no overviews, no COG layout).
     """
-    grid = GridSpec.of(da)
-    nodata = da.rio.nodata
-    dtype = np.dtype(da.dtype)
-    categorical = da.attrs.get("kind") == "categorical"
+    data = da.data if isinstance(da.data, dsa.Array) else dsa.from_array(
+        np.asarray(da.data), chunks=DEFAULT_CHUNK)
+    with block_writer(path, GridSpec.of(da), dtype=da.dtype, nodata=da.rio.nodata,
+                      units=da.attrs.get("units", ""), kind=da.attrs.get("kind", ""),
+                      name=da.name, overwrite=overwrite, inputs=inputs, cog=cog) as write:
+        blocks = list(np.ndindex(*data.numblocks))
+        offsets = [np.cumsum((0, *c)) for c in data.chunks]
+        for i, (bi, bj) in enumerate(blocks):
+            arr = np.asarray(data.blocks[bi, bj].compute())
+            write(Window(int(offsets[1][bj]), int(offsets[0][bi]), arr.shape[1], arr.shape[0]),
+                  arr)
+            if progress is not None:
+                progress(i + 1, len(blocks))
+    return Path(path)
+
+
+@contextmanager
+def block_writer(path: str | Path, grid: GridSpec, *, dtype: Any, nodata: float | int | None,
+                 units: str, kind: str, name: Any = None, overwrite: bool = False,
+                 inputs: tuple[str | Path, ...] = (), cog: bool = True
+                 ) -> Iterator[Callable[[Window, np.ndarray], None]]:
+    """Write a raster window by window as the caller computes it: ``with block_writer(...) as
+    write: write(window, array)``. Same atomic, bounded-memory layout as :func:`write_cog` (which
+    uses it); for loops that compute several outputs per block in one pass."""
+    dtype = np.dtype(dtype)
+    categorical = kind == "categorical"
     profile = {
         "driver": "GTiff", "height": grid.height, "width": grid.width, "count": 1,
         "dtype": dtype.name, "crs": grid.crs.to_wkt(), "transform": grid.transform,
         "nodata": nodata, "tiled": True, "blockxsize": BLOCKSIZE, "blockysize": BLOCKSIZE,
         "BIGTIFF": "IF_SAFER",  # the staging file is uncompressed: compress once, in the COG
     }
-    data = da.data if isinstance(da.data, dsa.Array) else dsa.from_array(
-        np.asarray(da.data), chunks=DEFAULT_CHUNK)
     target = Path(path)
     with atomic_path(target, overwrite=overwrite, inputs=inputs) as tmp:
         stage = tmp.with_name(tmp.name + ".stage.tif") if cog else tmp
@@ -110,19 +132,11 @@ def write_cog(da: xr.DataArray, path: str | Path, *, overwrite: bool = False,
             profile.update(compress="deflate", predictor=3 if dtype.kind == "f" else 2)
         try:
             with rasterio.open(stage, "w", **profile) as dst:
-                blocks = list(np.ndindex(*data.numblocks))
-                offsets = [np.cumsum((0, *c)) for c in data.chunks]
-                for i, (bi, bj) in enumerate(blocks):
-                    arr = np.asarray(data.blocks[bi, bj].compute(), dtype=dtype)
-                    win = Window(int(offsets[1][bj]), int(offsets[0][bi]),
-                                 arr.shape[1], arr.shape[0])
-                    dst.write(arr, 1, window=win)
-                    if progress is not None:
-                        progress(i + 1, len(blocks))
-                dst.update_tags(units=da.attrs.get("units", ""), kind=da.attrs.get("kind", ""))
-                dst.update_tags(1, units=da.attrs.get("units", ""))
-                if da.name:
-                    dst.set_band_description(1, str(da.name))
+                yield lambda win, arr: dst.write(np.asarray(arr, dtype=dtype), 1, window=win)
+                dst.update_tags(units=units, kind=kind)
+                dst.update_tags(1, units=units)
+                if name:
+                    dst.set_band_description(1, str(name))
             # GDAL's block cache defaults to 5 % of RAM; bound it for the COG copy so memory
             # does not follow raster size. (Only here: an active rasterio.Env slows down
             # rasterize in dask worker threads ~10x, so block computation stays outside it.)
@@ -138,4 +152,3 @@ def write_cog(da: xr.DataArray, path: str | Path, *, overwrite: bool = False,
                 for p in (stage, stage.with_name(stage.name + ".aux.xml")):
                     p.unlink(missing_ok=True)
     log.info("wrote %s (%s)", target, grid.describe())
-    return target
