@@ -57,6 +57,48 @@ PERCENTILES = (10, 25, 50, 75, 90)
 MAX_DATES = 32  # dates are tracked as bits of a uint32
 
 
+# -- declared practice -------------------------------------------------------------------------
+
+PRACTICE_WORDS: dict[str, str] = {
+    **dict.fromkeys(("conservation", "conservation_tillage", "conservation tillage", "no_till",
+                     "no-till", "notill", "no till", "reduced_till", "reduced-till",
+                     "reduced till", "strip_till", "保护性耕作", "免耕", "少耕", "少免耕",
+                     "免耕播种", "秸秆覆盖", "秸秆覆盖还田", "梨树模式"), CONSERVATION),
+    **dict.fromkeys(("conventional", "conventional_tillage", "conventional tillage", "plough",
+                     "plow", "ploughed", "常规耕作", "常规", "传统耕作", "翻耕", "旋耕"),
+                    CONVENTIONAL),
+}
+
+
+def normalize_practice(values: Sequence[Any] | pd.Series, *, extra: Mapping[str, str] | None = None,
+                       source: Any = None, column: str = "declared_practice") -> np.ndarray:
+    """Declared practice -> ``conservation`` / ``conventional`` / ``None`` (blank: not declared).
+
+    English and Chinese words are understood (:data:`PRACTICE_WORDS`, case-insensitive);
+    ``extra`` maps further values. Any other value is an error that lists them with counts.
+    """
+    words = {k.lower(): v for k, v in PRACTICE_WORDS.items()}
+    for k, v in (extra or {}).items():
+        if v not in CLASSES:
+            raise InputError(f"practice value {k!r} is mapped to {v!r}",
+                             fix=f"map practice values to one of {list(CLASSES)}")
+        words[str(k).strip().lower()] = v
+    s = pd.Series(values, dtype=object)
+    blank = s.isna() | (s.astype(str).str.strip() == "")
+    key = s.astype(str).str.strip().str.lower()
+    out = key.map(words)
+    unknown = key[~blank & out.isna()]
+    if len(unknown):
+        counts = s[unknown.index].astype(str).value_counts()
+        listing = ", ".join(f"{v!r} ({n})" for v, n in counts.head(20).items())
+        raise InputError(
+            f"column {column!r} has practice values that are neither conservation nor "
+            f"conventional: {listing}", source=source,
+            fix="map them in the project file ([tillage.practice_values] VALUE = "
+                "\"conservation\" or \"conventional\") or with --practice VALUE=conservation")
+    return np.where(blank.to_numpy(), None, out.to_numpy(dtype=object))
+
+
 # -- the season window -------------------------------------------------------------------------
 
 
@@ -125,7 +167,8 @@ class ResidueModel:
         if self.calibrated:
             fit = (f" (least squares on {self.n} samples: R2 {self.r2:.3f}, "
                    f"RMSE {self.rmse_pct:.1f} %)")
-        return f"residue % = {self.a:.2f} + {self.b:.2f} x NDTI; {self.source}{fit}"
+        src = self.source if len(self.source) <= 90 else self.source[:87] + "..."
+        return f"residue % = {self.a:.2f} + {self.b:.2f} x NDTI; {src}{fit}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "source": self.source, "calibrated": self.calibrated,
@@ -378,6 +421,10 @@ def parcel_evidence(composite: Composite, parcels: gpd.GeoDataFrame, *,
     used = per_date[:, 1:] > 0
     out["dates_used"] = [";".join(iso[used[:, i]]) for i in range(n)]
     out["n_dates_used"] = used.sum(axis=0)
+    # per date: parcel pixels usable that day (the date's contribution, for the report)
+    out.attrs["date_usable_pixels"] = {d.isoformat(): int(per_date[k, 1:].sum())
+                                       for k, d in enumerate(composite.dates)}
+    out.attrs["parcel_pixels"] = int(n_pix[1:].sum())
     return out
 
 
@@ -565,6 +612,7 @@ def residue_raster(composite: Composite, model: ResidueModel) -> xr.DataArray:
 __all__ = [
     "CLASSES", "CONSERVATION", "CONVENTIONAL", "PERCENTILES", "STATUSES", "Composite",
     "DecisionRules", "Observation", "ResidueModel", "SeasonWindow", "accuracy", "calibrate",
-    "decide", "grouped_percentiles", "load_residue_model", "min_composite", "observe",
+    "decide", "grouped_percentiles", "load_residue_model", "min_composite", "normalize_practice",
+    "observe",
     "observed_class", "parcel_evidence", "residue_raster", "sample_composite", "status_class",
 ]

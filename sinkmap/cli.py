@@ -66,6 +66,45 @@ def _parser() -> argparse.ArgumentParser:
                     "TIANDITU_KEY)")
     mp.add_argument("--basemap-url", help="XYZ tile URL template for --basemap xyz")
 
+    t = sub.add_parser("tillage", help="verify declared conservation-tillage parcels from "
+                       "spring Sentinel-2 / Landsat imagery (residue cover from NDTI)")
+    t.add_argument("--parcels", type=Path, action="append", required=True,
+                   help="declared parcels (GPKG/SHP); once, or once per --year")
+    t.add_argument("--imagery", type=Path, action="append", required=True,
+                   help="STAC ItemCollection JSON or folder of band GeoTIFFs; one per --year")
+    t.add_argument("--year", type=int, action="append", required=True,
+                   help="year verified (repeat with --imagery for year-over-year)")
+    t.add_argument("--out", type=Path, required=True, help="output folder")
+    t.add_argument("--samples", type=Path, action="append",
+                   help="field samples (points or parcels) with observed residue cover %%; "
+                   "calibrates the residue model; once, or once per --year")
+    t.add_argument("--window", nargs=2, metavar=("MM-DD", "MM-DD"), default=("04-01", "05-31"),
+                   help="post-planting window (default 04-01 05-31)")
+    t.add_argument("--threshold", type=float, default=30.0,
+                   help="residue cover %% for conservation tillage (default 30, FAO/CTIC)")
+    t.add_argument("--ndvi-max", type=float, default=0.3,
+                   help="pixels greener than this NDVI are not used (default 0.3)")
+    t.add_argument("--min-pixels", type=int, default=4, help="smallest parcel, pixels (4)")
+    t.add_argument("--min-clear-pixels", type=int, default=4,
+                   help="fewest clear pixels to judge a parcel (4)")
+    t.add_argument("--min-observed", type=float, default=0.5,
+                   help="smallest share of a parcel seen on a usable date (0.5)")
+    t.add_argument("--id-field", default="parcel_id")
+    t.add_argument("--township-field", default="township")
+    t.add_argument("--practice-field", default="declared_practice")
+    t.add_argument("--area-field", default="declared_area_mu")
+    t.add_argument("--sample-field", default="residue_pct")
+    t.add_argument("--practice", action="append", default=[], metavar="VALUE=CLASS",
+                   help="map a practice value to conservation/conventional (repeatable)")
+    t.add_argument("--residue-table", type=Path, help="CSV replacing the default residue model")
+    t.add_argument("--area-basis", choices=("measured", "declared"), default="measured",
+                   help="area counted for a parcel: its polygon's (default) or the declared mu")
+    t.add_argument("--target-mu", type=float, default=80_000.0,
+                   help="conservation-tillage target in mu (default 80,000)")
+    t.add_argument("--no-rasters", action="store_true",
+                   help="do not write the composite rasters (ndti_min, usable_dates)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+
     v = sub.add_parser("validate", help="check a project file and all its inputs, report every "
                        "problem, exit non-zero if any")
     v.add_argument("project", type=Path, help="project file (TOML)")
@@ -137,6 +176,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"NPV {summary['npv']:,.0f}")
         print(f"outputs: {args.out}")
         return 0
+    if args.command == "tillage":
+        from sinkmap.tillage_cmd import run_tillage, settings_from_args, year_inputs
+
+        summary = run_tillage(year_inputs(args.year, args.imagery, args.parcels, args.samples),
+                              args.out, settings_from_args(args), overwrite=args.overwrite,
+                              verbose=not args.quiet)
+        _report_tillage(args.out, summary)
+        return 0
     if args.command == "demo":
         from sinkmap.demo import run_demo
 
@@ -145,6 +192,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         _report(res.out_dir, res.summary)
         return 0
     raise AssertionError(args.command)  # argparse guarantees a known command
+
+
+def _report_tillage(out: Path, s: dict) -> None:
+    c = s["parcel_counts"]
+    print(f"{s['year']}: declared {s['declared_area_mu']:,.0f} mu; confirmed "
+          f"{s['confirmed_area_mu']:,.0f} mu ({c['confirmed']} parcels), not confirmed "
+          f"{s['not_confirmed_area_mu']:,.0f} mu ({c['not_confirmed']}), undetermined "
+          f"{s['undetermined_area_mu']:,.0f} mu ({c['undetermined']})")
+    print(f"target {s['target_mu']:,.0f} mu: {s['confirmed_pct_of_target']:.1f} % reached")
+    if "accuracy" in s and s["accuracy"].get("overall_accuracy") is not None:
+        a = s["accuracy"]
+        print(f"field samples: overall accuracy {100 * a['overall_accuracy']:.1f} %, kappa "
+              f"{a['kappa']:.2f} (n = {a['n']}{', in-sample' if a['in_sample'] else ''})")
+    print(f"outputs: {out}")
 
 
 def _report(out: Path, summary: dict) -> None:

@@ -276,3 +276,15 @@ def test_accuracy_hand_computed():
     assert a["recall"]["conventional"] == pytest.approx(0.8)
     with pytest.raises(ValueError, match="maybe"):
         accuracy(["maybe"], ["conservation"])
+
+
+def test_normalize_practice_words_and_unknown_values():
+    from layers.tillage import normalize_practice
+
+    got = normalize_practice(["Conservation", "保护性耕作", "常规耕作", "no-till", None, " ",
+                              "翻耕"])
+    assert got.tolist() == ["conservation", "conservation", "conventional", "conservation", None,
+                            None, "conventional"]
+    with pytest.raises(InputError, match=r"'maybe' \(2\)"):
+        normalize_practice(["maybe", "maybe", "conservation"], source="p.gpkg")
+    assert normalize_practice(["ZT"], extra={"zt": "conservation"}).tolist() == ["conservation"]
