@@ -40,6 +40,16 @@ township_field = "township"  # holds the zone names ([zones] name_field)
 practice = "no_till"         # or reduced_till
 soc_edition = "ipcc2006"     # or ipcc2019
 
+[tillage]                    # optional: verify the declared parcels of [farmland] from imagery
+imagery = "inputs/imagery_2025/items.json"   # STAC ItemCollection or folder of band GeoTIFFs
+year = 2025
+samples = "inputs/tillage_samples.gpkg"      # optional field samples (residue_pct): calibration
+id_field = "parcel_id"
+window = ["04-01", "05-31"]  # post-planting window (MM-DD)
+threshold_pct = 30           # residue cover for conservation tillage
+target_mu = 80000            # the plan's target
+# the SOC sink of [farmland] then counts the CONFIRMED area, not the declared one
+
 [wetland]                    # restored wetlands (cropland -> marsh between the years)
 years_since = 0              # completed years since rewetting (0-19: first phase)
 
@@ -109,6 +119,10 @@ class ProjectConfig:
     wetland_years_since: int | None = 0
     forest_inventory: Path | None = None
     forest_table: str = "default"
+    tillage_imagery: Path | None = None
+    tillage_year: int | None = None
+    tillage_samples: Path | None = None
+    tillage_options: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -117,7 +131,8 @@ class ProjectConfig:
 
     def input_paths(self) -> list[Path]:
         paths = [self.zones, *self.landcover.values()]
-        paths += [p for p in (self.boundary, self.parcels, self.forest_inventory) if p]
+        paths += [p for p in (self.boundary, self.parcels, self.forest_inventory,
+                              self.tillage_imagery, self.tillage_samples) if p]
         for ref in (self.scheme, self.carbon_table):
             p = self.path.parent / ref
             if p.suffix.lower() == ".csv":
@@ -164,6 +179,20 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
     lc, carbon, outputs = section("landcover"), section("carbon"), section("outputs")
     unc, val = section("uncertainty"), section("valuation")
     farm, wet, forest = section("farmland"), section("wetland"), section("forest")
+    till = section("tillage")
+    if till:
+        if not isinstance(farm.get("parcels"), str):
+            problems.append("[tillage] needs the parcels of [farmland] parcels = \"...\"")
+        if not isinstance(till.get("imagery"), str):
+            problems.append("[tillage] imagery is required (a STAC JSON or a folder)")
+        if not isinstance(till.get("year"), int):
+            problems.append("[tillage] year is required (an integer, e.g. 2025)")
+        w = till.get("window", ["04-01", "05-31"])
+        if not (isinstance(w, list) and len(w) == 2 and all(isinstance(x, str) for x in w)):
+            problems.append('[tillage] window must be ["MM-DD", "MM-DD"]')
+        for key in ("threshold_pct", "target_mu", "ndvi_max", "min_observed_share"):
+            if key in till and not isinstance(till[key], (int, float)):
+                problems.append(f"[tillage] {key} must be a number")
     if not isinstance(unc.get("draws", 1000), int) or unc.get("draws", 1000) < 1:
         problems.append("[uncertainty] draws must be an integer >= 1")
     if not isinstance(unc.get("seed", 0), int):
@@ -223,6 +252,12 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
         forest_inventory=(_resolve(base, forest["inventory"])
                           if isinstance(forest.get("inventory"), str) else None),
         forest_table=_table_ref(base, str(forest.get("table", "default"))),
+        tillage_imagery=(_resolve(base, till["imagery"]) if isinstance(till.get("imagery"), str)
+                         else None),
+        tillage_year=till.get("year") if isinstance(till.get("year"), int) else None,
+        tillage_samples=(_resolve(base, till["samples"]) if isinstance(till.get("samples"), str)
+                         else None),
+        tillage_options={k: v for k, v in till.items() if k not in ("imagery", "year", "samples")},
         raw=raw,
     )
     if problems:
@@ -307,6 +342,9 @@ def validate(cfg: ProjectConfig, *, scan_codes: bool = True) -> list[str]:
                 add(cfg.landcover[y], f"grid ({g.describe()}) differs from {y0} "
                     f"({grids[y0].describe()}); fix: align it with gis.grid.align_to "
                     "(nearest/mode resampling for classes)")
+    for name, path in (("imagery", cfg.tillage_imagery), ("samples", cfg.tillage_samples)):
+        if path is not None and not path.exists():
+            add(path, f"[tillage] {name} does not exist")
     for name, path in (("zones", cfg.zones), ("boundary", cfg.boundary),
                        ("farmland parcels", cfg.parcels),
                        ("forest inventory", cfg.forest_inventory)):

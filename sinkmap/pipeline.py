@@ -25,11 +25,19 @@ from gis.raster_io import read_raster, write_cog
 from gis.vector_io import read_vector, write_vector
 from gis.zonal import M2_PER_MU, class_area_table, zonal_stats
 from layers.landcover import change_type, load_scheme
+from layers.tillage import CONSERVATION, normalize_practice
 from maps.carbon_map import carbon_density_map, save_map
 from sinkmap.config import ProjectConfig, validate
 from sinkmap.manifest import write_manifest
 from sinkmap.progress import Steps
 from sinkmap.publish import write_styles
+from sinkmap.tillage_cmd import (
+    YearInput,
+    confirmed_by_township,
+    settings_from_config,
+    tillage_brief,
+    verify_into,
+)
 from sinks.carbon import common_change, transition_matrix, unknown_area_ha
 from sinks.coefficients import CarbonTable, load_carbon_table
 from sinks.density import FOREST_CLASSES, pool_densities
@@ -55,7 +63,9 @@ HEADERS = {  # machine column -> (中文, English) for the XLSX and the map
     "sink_tCO2e_p97_5": ("碳汇量 95%区间上限 (t CO2e)", "Sink, 95 % interval high (t CO2e)"),
     "stock_tC_p2_5": ("碳储量 95%区间下限 (t C)", "Stock, 95 % interval low (t C)"),
     "stock_tC_p97_5": ("碳储量 95%区间上限 (t C)", "Stock, 95 % interval high (t C)"),
-    "tillage_area_mu": ("保护性耕作面积 (亩, 申报)", "Conservation tillage (mu, declared)"),
+    "tillage_declared_mu": ("保护性耕作申报面积 (亩)", "Conservation tillage declared (mu)"),
+    "tillage_area_mu": ("保护性耕作计入面积 (亩)",
+                        "Conservation tillage counted (mu; confirmed if verified)"),
     "tillage_sink_tCO2e_per_yr": ("保护性耕作土壤碳汇 (t CO2e/年)",
                                   "Conservation-tillage soil sink (t CO2e/yr)"),
     "wetland_restored_ha": ("恢复湿地面积 (ha)", "Restored wetland (ha)"),
@@ -103,7 +113,8 @@ def stocks_by_zone(density: Any, zones: gpd.GeoDataFrame, cfg: ProjectConfig) ->
 
 def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) -> RunResult:
     """Run the carbon baseline for a project; returns the output folder and the summary."""
-    steps = Steps(total=5 + 2 * len(cfg.years) + cfg.atlas, verbose=verbose)
+    steps = Steps(total=5 + 2 * len(cfg.years) + cfg.atlas
+                  + (4 if cfg.tillage_imagery is not None else 0), verbose=verbose)
     with steps.step("validate inputs"):
         problems = validate(cfg)
         if problems:
@@ -152,6 +163,14 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
                     tiers[str(year)] = shares.reset_index().to_dict(orient="records")
             landcovers[year] = lc
         y0, y1 = cfg.years[0], cfg.years[-1]
+        confirmed, tillage = None, None
+        if cfg.tillage_imagery is not None:
+            (stage / "tillage").mkdir()
+            settings = settings_from_config(cfg)
+            tillage, tres = verify_into(stage / "tillage", [YearInput(
+                int(cfg.tillage_year or y1), cfg.tillage_imagery, cfg.parcels,  # type: ignore
+                cfg.tillage_samples)], settings, steps=steps)
+            confirmed = confirmed_by_township(tres[-1].parcels, settings)
         with steps.step("township tables"):
             change = None
             if y1 != y0:  # over cells valid in both years (as InVEST's change map)
@@ -163,7 +182,9 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True) ->
                                            change)
             summary["forest_tiers"] = tiers or {"note": "Tier 1 only (no forest inventory)"}
             if cfg.parcels is not None:
-                town, summary["farmland_soc"] = farmland_soc(cfg, town)
+                town, summary["farmland_soc"] = farmland_soc(cfg, town, confirmed)
+            if tillage is not None:
+                summary["tillage"] = tillage_brief(tillage)
             if y1 != y0:
                 matrix = transition_matrix(landcovers[y0], landcovers[y1], table)
                 write_transitions(stage, matrix, scheme)
@@ -353,31 +374,38 @@ def uncertainty_by_zone(unc: pd.DataFrame, cfg: ProjectConfig) -> pd.DataFrame:
     return out.rename_axis("zone").reset_index()
 
 
-CONSERVATION = {"conservation", "保护性耕作", "no_till", "no-till", "免耕", "reduced_till", "少耕"}
-
-
-def farmland_soc(cfg: ProjectConfig, town: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+def farmland_soc(cfg: ProjectConfig, town: pd.DataFrame, confirmed: pd.Series | None = None
+                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Annual SOC sink of the conservation-tillage area per township (IPCC Tier 1).
 
-    Uses the *declared* area of the parcels; the tillage verification (a later step) replaces
-    it with the verified area.
+    Counts the area ``confirmed`` by the tillage verification when it ran ([tillage]), else the
+    *declared* area of the parcels (and says which in ``area_basis``).
     """
     f = cfg.parcel_fields
     parcels = read_vector(cfg.parcels)
-    practice = parcels[f["practice"]].astype(str).str.strip().str.lower()
-    cons = parcels[practice.isin(CONSERVATION)]
-    area_mu = cons.groupby(f["township"])[f["area_mu"]].sum()
+    declared = normalize_practice(parcels[f["practice"]], source=cfg.parcels,
+                                  column=f["practice"]) == CONSERVATION
+    cons = parcels[declared]
+    declared_mu = pd.to_numeric(cons[f["area_mu"]], errors="coerce").groupby(
+        cons[f["township"]].astype(str)).sum()
     by_name = town.set_index("name")
-    unknown = sorted(set(area_mu.index) - set(by_name.index))
+    names = set(declared_mu.index) | (set(confirmed.index) if confirmed is not None else set())
+    unknown = sorted(names - set(by_name.index.astype(str)))
     if unknown:
         log.warning("%s: parcels in unknown townships %s are left out", cfg.parcels, unknown)
-    area_mu = area_mu.reindex(by_name.index).fillna(0.0)
+    declared_mu = declared_mu.reindex(by_name.index.astype(str)).fillna(0.0)
+    area_mu = (confirmed.reindex(by_name.index.astype(str)).fillna(0.0) if confirmed is not None
+               else declared_mu)
     ts = tillage_sink(area_mu, unit="mu", practice=cfg.tillage_practice,
                       edition=cfg.soc_edition)
-    town = town.assign(tillage_area_mu=area_mu.to_numpy(),
+    town = town.assign(tillage_declared_mu=declared_mu.to_numpy(),
+                       tillage_area_mu=area_mu.to_numpy(),
                        tillage_sink_tCO2e_per_yr=pd.Series(ts.sink_tCO2e_per_yr).to_numpy())
-    block = {"area_basis": "declared (not yet verified)", "practice": cfg.tillage_practice,
+    basis = ("confirmed by imagery (sinkmap tillage; tillage/summary.json)" if confirmed is not None
+             else "declared (not verified: add [tillage] to verify it from imagery)")
+    block = {"area_basis": basis, "practice": cfg.tillage_practice,
              "edition": cfg.soc_edition, "area_mu": float(area_mu.sum()),
+             "declared_area_mu": float(declared_mu.sum()),
              "sink_tC_per_yr": float(pd.Series(ts.sink_tC_per_yr).sum()),
              "sink_tCO2e_per_yr": float(pd.Series(ts.sink_tCO2e_per_yr).sum()),
              "rate_tCO2e_per_ha_per_yr": ts.tCO2e_per_ha_per_yr, "years": ts.years,

@@ -517,46 +517,59 @@ def run_tillage(inputs: Sequence[YearInput], out: Path, settings: TillageSetting
                 *, overwrite: bool = False, verbose: bool = True) -> dict[str, Any]:
     """Verify every year and write the outputs folder (atomically). Returns summary.json."""
     settings = settings or TillageSettings()
+    inputs = _check_years(inputs)
+    steps = Steps(total=3 * len(inputs) + 1, verbose=verbose)
+    with atomic_path(out, overwrite=overwrite,
+                     inputs=tuple(p for i in inputs for p in (i.parcels, i.imagery, i.samples)
+                                  if p)) as stage:
+        stage.mkdir(parents=True)
+        summary, _ = verify_into(stage, inputs, settings, steps=steps)
+    return summary
+
+
+def _check_years(inputs: Sequence[YearInput]) -> list[YearInput]:
     if not inputs:
         raise InputError("no year to verify", fix="give --year with --imagery")
     years = [i.year for i in inputs]
     if len(set(years)) != len(years):
         raise InputError(f"years given twice: {years}", fix="one --imagery per --year")
-    inputs = sorted(inputs, key=lambda i: i.year)
-    steps = Steps(total=3 * len(inputs) + 1, verbose=verbose)
+    return sorted(inputs, key=lambda i: i.year)
+
+
+def verify_into(folder: Path, inputs: Sequence[YearInput], settings: TillageSettings, *,
+                steps: Steps | None = None) -> tuple[dict[str, Any], list[YearResult]]:
+    """Verify every year, writing the outputs into ``folder`` (an existing staging folder)."""
+    inputs = _check_years(inputs)
+    steps = steps or Steps(total=3 * len(inputs) + 1, verbose=False)
     t0 = time.perf_counter()
-    with atomic_path(out, overwrite=overwrite,
-                     inputs=tuple(p for i in inputs for p in (i.parcels, i.imagery, i.samples)
-                                  if p)) as stage:
-        stage.mkdir(parents=True)
-        results = [verify_year(i, settings, stage=stage, steps=steps) for i in inputs]
-        with steps.step("reports"):
-            last = results[-1]
-            _write_year(stage, last)
-            if len(results) > 1:
-                for r in results:
-                    _write_year(stage, r, suffix=f"_{r.year}")
-                yoy = year_over_year(results, settings)
-                yoy.to_csv(stage / "townships_by_year.csv", index=False, encoding="utf-8-sig")
-            last.townships.to_csv(stage / "townships.csv", index=False, encoding="utf-8-sig",
-                                  float_format="%.3f")
-            summary: dict[str, Any] = {
-                "sinkmap_version": __version__, "command": "tillage",
-                **{k: v for k, v in last.summary.items()},
-                "method": ("minimum NDTI over the usable dates of the post-planting window "
-                           "(Zheng et al. 2012); residue % = a + b x NDTI; conservation tillage "
-                           f"= median residue cover >= {settings.rules.threshold_pct:g} %"),
-            }
-            if len(results) > 1:
-                summary["years"] = {str(r.year): r.summary for r in results}
-                summary["year_over_year"] = {
-                    str(r.year): {"declared_area_mu": r.summary["declared_area_mu"],
-                                  "confirmed_area_mu": r.summary["confirmed_area_mu"]}
-                    for r in results}
-            summary["seconds_total"] = round(time.perf_counter() - t0, 1)
-            (stage / "summary.json").write_text(
-                json.dumps(_jsonable(summary), ensure_ascii=False, indent=1), encoding="utf-8")
-    return summary
+    results = [verify_year(i, settings, stage=folder, steps=steps) for i in inputs]
+    with steps.step("tillage reports"):
+        last = results[-1]
+        _write_year(folder, last)
+        if len(results) > 1:
+            for r in results:
+                _write_year(folder, r, suffix=f"_{r.year}")
+            yoy = year_over_year(results, settings)
+            yoy.to_csv(folder / "townships_by_year.csv", index=False, encoding="utf-8-sig")
+        last.townships.to_csv(folder / "townships.csv", index=False, encoding="utf-8-sig",
+                              float_format="%.3f")
+        summary: dict[str, Any] = {
+            "sinkmap_version": __version__, "command": "tillage", **last.summary,
+            "method": ("minimum NDTI over the usable dates of the post-planting window "
+                       "(Zheng et al. 2012); residue % = a + b x NDTI; conservation tillage "
+                       f"= median residue cover >= {settings.rules.threshold_pct:g} %"),
+        }
+        if len(results) > 1:
+            summary["years"] = {str(r.year): r.summary for r in results}
+            summary["year_over_year"] = {
+                str(r.year): {"declared_area_mu": r.summary["declared_area_mu"],
+                              "confirmed_area_mu": r.summary["confirmed_area_mu"]}
+                for r in results}
+        summary["seconds_total"] = round(time.perf_counter() - t0, 1)
+        summary = _jsonable(summary)
+        (folder / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1),
+                                             encoding="utf-8")
+    return summary, results
 
 
 def _jsonable(o: Any) -> Any:
@@ -627,7 +640,43 @@ def settings_from_args(args: Any) -> TillageSettings:
         practice_values=practice, write_rasters=not args.no_rasters)
 
 
-__all__ = ["DEFAULT_FIELDS", "TARGET_MU", "TillageSettings", "YearInput", "YearResult",
-           "confirmed_by_township", "read_parcels", "run_tillage", "sample_accuracy",
-           "settings_from_args", "township_table", "verify_year", "year_inputs",
-           "year_over_year"]
+def settings_from_config(cfg: Any) -> TillageSettings:
+    """Settings from a project file's [tillage] and [farmland] sections (sinkmap.config)."""
+    o = cfg.tillage_options
+    f = cfg.parcel_fields
+    return TillageSettings(
+        fields={"id": str(o.get("id_field", "parcel_id")), "township": f["township"],
+                "practice": f["practice"], "area_mu": f["area_mu"]},
+        sample_field=str(o.get("sample_field", "residue_pct")),
+        window=tuple(o.get("window", ("04-01", "05-31"))),  # type: ignore[arg-type]
+        ndvi_max=float(o.get("ndvi_max", 0.3)),
+        rules=DecisionRules(threshold_pct=float(o.get("threshold_pct", 30.0)),
+                            min_pixels=int(o.get("min_pixels", 4)),
+                            min_clear_pixels=int(o.get("min_clear_pixels", 4)),
+                            min_observed_share=float(o.get("min_observed_share", 0.5))),
+        area_basis=str(o.get("area_basis", "measured")),
+        target_mu=float(o.get("target_mu", TARGET_MU)),
+        practice_values={str(k): str(v) for k, v in dict(o.get("practice_values", {})).items()})
+
+
+def tillage_brief(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The headline of a verification, for the carbon run's summary and the atlas."""
+    keys = ("year", "declared_area_mu", "confirmed_area_mu", "not_confirmed_area_mu",
+            "undetermined_area_mu", "target_mu", "confirmed_pct_of_target", "parcel_counts",
+            "undeclared_conservation_area_mu")
+    out = {k: summary[k] for k in keys if k in summary}
+    out["residue_model"] = {k: summary["residue_model"].get(k)
+                            for k in ("a", "b", "calibrated", "n", "r2", "rmse_pct")}
+    if "accuracy" in summary:
+        a = summary["accuracy"]
+        out["accuracy"] = {k: a.get(k) for k in ("n", "overall_accuracy", "kappa", "in_sample")}
+    out["details"] = "tillage/summary.json"
+    return out
+
+
+__all__ = [
+    "DEFAULT_FIELDS", "TARGET_MU", "TillageSettings", "YearInput", "YearResult",
+    "confirmed_by_township", "read_parcels", "run_tillage", "sample_accuracy",
+    "settings_from_args", "settings_from_config", "tillage_brief", "township_table",
+    "verify_into", "verify_year", "year_inputs", "year_over_year",
+]

@@ -20,12 +20,6 @@ def demo(tmp_path_factory):
     return out, time.perf_counter() - t0
 
 
-def test_demo_completes_well_under_a_minute(demo):
-    _out, seconds = demo
-    # the acceptance figure; the benchmark in README gives the measured value
-    assert seconds < 60, f"demo took {seconds:.1f} s"
-
-
 def test_demo_outputs(demo):
     out, _ = demo
     o = out / "outputs"
