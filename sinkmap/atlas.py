@@ -39,12 +39,13 @@ class Page:
 
 T = {
     "zh": {"atlas": "碳汇与土地利用图集", "density": "碳密度", "pool": "碳库", "lu": "土地利用",
-           "change": "土地利用变化", "compare": "土地利用对比",
+           "change": "土地利用变化", "compare": "土地利用对比", "tillage": "保护性耕作核查",
            "index_note": "离线图集：所有地图均为单个文件，无需联网。"},
     "en": {"atlas": "Carbon-sink and land-use atlas", "density": "Carbon density",
            "pool": "Carbon pool", "lu": "Land use", "change": "Land-use change",
-           "compare": "Land use compared", "index_note": "Offline atlas: every map is one "
-           "self-contained file and needs no network."},
+           "compare": "Land use compared", "tillage": "Conservation tillage",
+           "index_note": "Offline atlas: every map is one self-contained file and needs no "
+           "network."},
 }
 POOL_NAMES = {"zh": {"c_above": "地上生物量", "c_below": "地下生物量", "c_deadwood": "枯死木",
                      "c_litter": "凋落物", "c_soil": "土壤有机碳", "c_dead": "枯落物"},
@@ -156,6 +157,10 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
                         legend_html(t["lu"], present_items(codes, cmap, labels)), note)
                 save(m, stage / "landuse_compare.html")
                 pages.append(Page("landuse_compare.html", f"{t['compare']} {y0} | {y1}", ""))
+        if (run_dir / "tillage" / "parcels.gpkg").exists():
+            m, description = _tillage_page(run_dir, manifest, zones, name, note, lang)
+            save(m, stage / "tillage.html")
+            pages.append(Page("tillage.html", t["tillage"], description))
         if print_maps:
             from sinkmap.publish import write_print_maps
 
@@ -170,6 +175,43 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
         (stage / "index.html").write_text(index_html(pages, t["atlas"], name, t["index_note"],
                                                      lang), encoding="utf-8")
     return run_dir / "maps" / "index.html"
+
+
+def _tillage_page(run_dir: Path, manifest: dict[str, Any], zones: Any, name: str, note: str,
+                  lang: str) -> tuple[folium.Map, str]:
+    """The conservation-tillage verification map of ``run_dir/tillage/`` and its index line."""
+    import pandas as pd
+
+    from maps.tillage_map import tillage_map
+
+    folder = run_dir / "tillage"
+    parcels = read_vector(folder / "parcels.gpkg")
+    towns_p = folder / "townships.csv"
+    towns = pd.read_csv(towns_p, encoding="utf-8-sig") if towns_p.exists() else pd.DataFrame()
+    summary_p = folder / "summary.json"
+    summary = (json.loads(summary_p.read_text(encoding="utf-8")) if summary_p.exists() else
+               json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get(
+                   "tillage", {}))
+    cfg = manifest.get("parameters", {}).get("config", {})
+    farm, till = cfg.get("farmland", {}), cfg.get("tillage", {})
+    fields = {"id": str(till.get("id_field", "parcel_id")),
+              "township": str(farm.get("township_field", "township")),
+              "practice": str(farm.get("practice_field", "declared_practice")),
+              "area_mu": str(farm.get("area_field", "declared_area_mu"))}
+    year = summary.get("year")
+    label = T[lang]["tillage"] + (f" {year}" if year else "")
+    m = tillage_map(parcels, towns, zones, summary=summary, lang=lang,
+                    title=f"{name} — {label}", zone_label="name", fields=fields,
+                    source_note=note)
+    confirmed, target = summary.get("confirmed_area_mu"), summary.get("target_mu")
+    unit = "亩" if lang == "zh" else "mu"
+    description = f"{year}" if year else ""
+    if confirmed is not None:
+        description += (f"{': ' if year else ''}{'核实' if lang == 'zh' else 'confirmed'} "
+                        f"{confirmed:,.0f} {unit}"
+                        + (f" / {'目标' if lang == 'zh' else 'target'} {target:,.0f} {unit}"
+                           if target else ""))
+    return m, description
 
 
 def _project_dem(run_dir: Path, manifest: dict[str, Any]) -> Path | None:

@@ -130,3 +130,55 @@ def test_index_links_resolve(atlas, browser):
     hrefs = page.eval_on_selector_all("a", "els => els.map(e => e.getAttribute('href'))")
     assert hrefs and all((atlas / h).is_file() for h in hrefs)
     page.close()
+
+
+def test_tillage_page_in_chromium(tmp_path, browser):
+    """The conservation-tillage page of a run with a verification: offline, parcels drawn on the
+    canvas, evidence popup with a hostile parcel id and township shown as text."""
+    import json
+
+    from sinkmap.atlas import write_atlas
+    from sinkmap.tillage_cmd import YearInput, run_tillage
+    from tests.test_tillage_cmd import make_collection, make_parcels
+
+    out = pipeline.run(load_config(make_project(tmp_path / "p")), verbose=False).out_dir
+    run_tillage([YearInput(2025, make_collection(tmp_path / "s2"),
+                           make_parcels(tmp_path / "parcels.gpkg"))],
+                out / "tillage", verbose=False)
+    parcels = gpd.read_file(out / "tillage" / "parcels.gpkg")
+    parcels["parcel_id"] = parcels["parcel_id"].replace({"P1": XSS})
+    parcels["township"] = parcels["township"].replace({"甲镇": XSS})
+    (out / "tillage" / "parcels.gpkg").unlink()
+    parcels.to_file(out / "tillage" / "parcels.gpkg")
+    write_atlas(out, overwrite=True)
+    page, errors, outside, dialogs = _open(browser, out / "maps" / "tillage.html")
+    page.wait_for_function("window.sinkmapTillage !== undefined")
+    assert outside == [], f"requests left the file: {outside}"
+    assert errors == [], f"console errors: {errors}"
+    drawn = page.evaluate("""() => { const out = {}; const t = window.sinkmapTillage;
+        for (const k in t.layers) { out[k] = t.layers[k].getLayers().filter(
+            l => l._map && l._parts && l._parts.length > 0).length; } return out; }""")
+    summary = json.loads((out / "tillage" / "summary.json").read_text(encoding="utf-8"))
+    c = summary["parcel_counts"]
+    # P5 (15 m square) and P6 (off the scene) are drawn too: every parcel is on the canvas
+    assert drawn == {"confirmed": c["confirmed"], "not_confirmed": c["not_confirmed"],
+                     "undetermined": c["undetermined"], "conventional": 1}, drawn
+    assert page.locator("canvas.leaflet-zoom-animated").count() >= 1
+    assert page.locator(".sinkmap-legend").first.is_visible()
+    assert page.locator(".leaflet-control-layers").first.is_visible()
+    assert page.get_by_text("核实 38 亩 / 目标 80,000 亩").count() == 1
+    # click the confirmed parcel (P1, renamed): its popup shows the evidence and the name as text
+    x, y = page.evaluate("""() => { const g = window.sinkmapTillage.layers.confirmed;
+        const l = g.getLayers()[0], m = g._map;
+        const p = m.latLngToContainerPoint(l.getBounds().getCenter());
+        const r = m.getContainer().getBoundingClientRect();
+        return [p.x + r.left, p.y + r.top]; }""")
+    page.mouse.click(x, y)
+    page.wait_for_selector(".leaflet-popup-content")
+    popup = page.locator(".leaflet-popup-content").inner_text()
+    assert XSS in popup and "75.0" in popup and "252 / 252" in popup, popup
+    assert dialogs == [] and page.locator("img[src='x']").count() == 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "tillage.png"))
+    assert errors == []
+    page.close()
