@@ -22,7 +22,6 @@ opens with no network request at all.
 
 from __future__ import annotations
 
-import html
 import logging
 import math
 from collections.abc import Mapping
@@ -46,6 +45,7 @@ from maps.render import (
     YLGN,
     YLORBR,
     colourise,
+    esc,
     format_number,
     mercator_tolerance,
     nice_range,
@@ -231,23 +231,23 @@ def carbon_density_map(density: xr.DataArray, zones: gpd.GeoDataFrame, *, zone_l
     m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=10, tiles=None,
                    control_scale=True, max_zoom=MAX_ZOOM, zoom_snap=0.5)
     root = m.get_root()
-    root.title = html.escape(title)
+    root.title = esc(title)
     root.header.add_child(Element(_CSS), name="sinkmap_css")
     folium.map.CustomPane(_PANE_DENSITY, z_index=410, pointer_events=False).add_to(m)
     folium.map.CustomPane(_PANE_ZONES, z_index=420, pointer_events=True).add_to(m)
 
     folium.GeoJson(
-        choropleth_fc, name=html.escape(text["zones"].format(label=first_label)),
+        choropleth_fc, name=esc(text["zones"].format(label=first_label)),
         style_function=lambda f: {"fillColor": fill[f["id"]], "fillOpacity": 0.75,
                                   "color": "#666666", "weight": 0.8},
         interactive=False, zoom_on_click=False,
     ).add_to(m)
     folium.raster_layers.ImageOverlay(
-        image=png_data_uri(png), bounds=img_bounds, name=html.escape(density_caption),
+        image=png_data_uri(png), bounds=img_bounds, name=esc(density_caption),
         opacity=DENSITY_OPACITY, pixelated=True, pane=_PANE_DENSITY, interactive=False,
     ).add_to(m)
     folium.GeoJson(
-        details_fc, name=html.escape(text["boundaries"]), pane=_PANE_ZONES,
+        details_fc, name=esc(text["boundaries"]), pane=_PANE_ZONES,
         style_function=lambda f: {"color": "#333333", "weight": 1.2, "fill": True,
                                   "fillColor": "#000000", "fillOpacity": 0.0},
         highlight_function=lambda f: {"color": "#000000", "weight": 3, "fillOpacity": 0.08},
@@ -261,10 +261,10 @@ def carbon_density_map(density: xr.DataArray, zones: gpd.GeoDataFrame, *, zone_l
     no_value = not np.isfinite(values[keep]).all()
     continuous_legend(first_label, zramp, z_vmin, z_vmax, nice_ticks(z_vmin, z_vmax),
                       nodata=(MISSING_FILL, text["missing"]) if no_value else None).add_to(m)
-    root.html.add_child(Element(f'<div class="sinkmap-title">{html.escape(title)}</div>'),
+    root.html.add_child(Element(f'<div class="sinkmap-title">{esc(title)}</div>'),
                         name="sinkmap_title")
     if source_note:
-        _HtmlControl(html.escape(source_note), position="bottomright",
+        _HtmlControl(esc(source_note), position="bottomright",
                      css_class="sinkmap-source").add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     m.fit_bounds([[south, west], [north, east]])
@@ -383,20 +383,20 @@ def _cell_text(value: Any, missing: str) -> str:
     """Escaped display text of one table value (numbers formatted, NA as ``missing``)."""
     if pd.api.types.is_scalar(value) and pd.isna(value):
         value = None
-    return html.escape(format_number(value, missing=missing))
+    return esc(format_number(value, missing=missing))
 
 
 def _tooltip_html(row: pd.Series, zone_label: str, first_col: str, first_label: str,
                   text: Mapping[str, str]) -> str:
-    name = html.escape(str(row[zone_label]))
+    name = esc(str(row[zone_label]))
     value = _cell_text(row[first_col], text["missing"])
-    return f"<b>{name}</b><br>{html.escape(first_label)}: {value}"
+    return f"<b>{name}</b><br>{esc(first_label)}: {value}"
 
 
 def _popup_html(row: pd.Series, zone_label: str, value_columns: Mapping[str, str],
                 text: Mapping[str, str]) -> str:
-    cells = "".join(f"<tr><th>{html.escape(label)}</th>"
+    cells = "".join(f"<tr><th>{esc(label)}</th>"
                     f"<td>{_cell_text(row[col], text['missing'])}</td></tr>"
                     for col, label in value_columns.items())
-    return (f'<table class="sinkmap-popup"><caption>{html.escape(str(row[zone_label]))}'
+    return (f'<table class="sinkmap-popup"><caption>{esc(str(row[zone_label]))}'
             f"</caption>{cells}</table>")

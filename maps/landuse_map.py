@@ -7,7 +7,6 @@ through a palette PNG (unknown classes and nodata transparent).
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping
 
@@ -22,7 +21,7 @@ from rasterio.enums import Resampling
 from gis.crs import as_crs
 from gis.errors import NoDataError
 from gis.grid import GridSpec
-from maps.render import MercatorImage, encode_png, png_data_uri
+from maps.render import MercatorImage, encode_png, esc, png_data_uri
 
 WEB_MERCATOR = "EPSG:3857"
 
@@ -76,11 +75,11 @@ def class_png(img: MercatorImage, colours: Mapping[int, str]) -> bytes:
 def legend_html(title: str, items: list[tuple[str, str]]) -> str:
     """A categorical legend box (escaped text) for a Leaflet control or a page."""
     rows = "".join(f'<div><span style="display:inline-block;width:14px;height:10px;'
-                   f'background:{html.escape(c)};margin-right:6px;border:1px solid #888">'
-                   f"</span>{html.escape(label)}</div>" for c, label in items)
+                   f'background:{esc(c)};margin-right:6px;border:1px solid #888">'
+                   f"</span>{esc(label)}</div>" for c, label in items)
     return (f'<div class="sinkmap-legend" style="background:rgba(255,255,255,.9);padding:6px 8px;'
             f'border-radius:4px;font:12px/1.4 sans-serif;max-height:60vh;overflow:auto">'
-            f"<b>{html.escape(title)}</b>{rows}</div>")
+            f"<b>{esc(title)}</b>{rows}</div>")
 
 
 def add_class_layer(m: folium.Map, da: xr.DataArray, colours: Mapping[int, str], *, name: str,

@@ -13,7 +13,6 @@ legends it has.
 
 from __future__ import annotations
 
-import html
 import itertools
 import math
 import re
@@ -23,7 +22,7 @@ from typing import Any
 import jinja2
 from branca.element import Element, Figure, MacroElement
 
-from maps.render import nice_ticks
+from maps.render import esc, nice_ticks
 
 POSITIONS = ("topleft", "topright", "bottomleft", "bottomright")
 BAR_WIDTH_PX = 240
@@ -124,8 +123,8 @@ def continuous_legend(title: str, colours: Sequence[str] | Sequence[tuple[float,
     for pct, label in _fitting_ticks(values, lo, hi, width):
         cls = (' class="sinkmap-first"' if pct <= 0.5 else
                ' class="sinkmap-last"' if pct >= 99.5 else "")
-        spans.append(f'<span{cls} style="left:{pct:.2f}%">{html.escape(label)}</span>')
-    parts = [f'<div class="sinkmap-legend-title">{html.escape(str(title))}</div>',
+        spans.append(f'<span{cls} style="left:{pct:.2f}%">{esc(label)}</span>')
+    parts = [f'<div class="sinkmap-legend-title">{esc(str(title))}</div>',
              f'<div class="sinkmap-legend-bar" style="width:{int(width)}px;'
              f'background:linear-gradient(to right, {gradient})"></div>',
              f'<div class="sinkmap-legend-ticks" style="width:{int(width)}px">'
@@ -139,7 +138,7 @@ def categorical_legend(title: str, items: Sequence[tuple[str, str]], *,
                        position: str = "topright") -> Legend:
     """A legend of colour swatches: ``items`` is ``[(colour, label), ...]`` in display order."""
     rows = "".join(_item_html(colour, label) for colour, label in items)
-    return Legend(f'<div class="sinkmap-legend-title">{html.escape(str(title))}</div>'
+    return Legend(f'<div class="sinkmap-legend-title">{esc(str(title))}</div>'
                   f'<div class="sinkmap-legend-items">{rows}</div>', position=position)
 
 
@@ -205,7 +204,7 @@ def css_colour(colour: str) -> str:
 def _item_html(colour: str, label: str) -> str:
     return (f'<div class="sinkmap-legend-item"><span class="sinkmap-legend-swatch" '
             f'style="background:{css_colour(colour)}"></span>'
-            f"<span>{html.escape(str(label))}</span></div>")
+            f"<span>{esc(str(label))}</span></div>")
 
 
 def _gradient_stops(colours: Sequence[Any], lo: float, hi: float) -> list[tuple[float, str]]:

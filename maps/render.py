@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import math
 import struct
 import warnings
@@ -96,6 +97,17 @@ YLORBR = ColourRamp("YlOrBr", ("#ffffe5", "#fff7bc", "#fee391", "#fec44f", "#fe9
 
 # --------------------------------------------------------------------------------------------
 # ranges, ticks and numbers
+
+
+def esc(value: Any) -> str:
+    """HTML-escaped text that is also inert as a Jinja template.
+
+    branca renders each element's script and parses the result again as a Jinja template, so
+    ``{{ ... }}`` in a township name would be *evaluated* while the page is built (template
+    injection); braces become HTML character references, which the browser shows as braces.
+    Every piece of user text that reaches a page goes through this function.
+    """
+    return html.escape(str(value)).replace("{", "&#123;").replace("}", "&#125;")
 
 
 def _nice_step(span: float, n: int) -> float:

@@ -37,7 +37,6 @@ network (:mod:`maps.offline`).
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import math
@@ -56,7 +55,7 @@ from branca.element import Element, Figure, MacroElement
 from gis.errors import InputError
 from maps.carbon_map import _CSS, _HtmlControl, _simplified_lonlat
 from maps.legend import Legend, continuous_legend, css_colour
-from maps.render import ColourRamp, format_number, mercator_tolerance, texts_for
+from maps.render import ColourRamp, esc, format_number, mercator_tolerance, texts_for
 
 log = logging.getLogger(__name__)
 
@@ -159,16 +158,6 @@ _TEXT: dict[str, dict[str, str]] = {
 }
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-
-
-def _esc(value: Any) -> str:
-    """HTML-escaped text that is also inert as a Jinja template.
-
-    branca renders each element's script and then parses the result again as a Jinja template
-    (``Element(script(...))``), so ``{{ ... }}`` in a township name would be *evaluated* while the
-    page is built; braces become HTML character references, which Leaflet shows as braces.
-    """
-    return html.escape(str(value)).replace("{", "&#123;").replace("}", "&#125;")
 _LAYERS = ("confirmed", "not_confirmed", "undetermined", "conventional")
 
 
@@ -228,7 +217,7 @@ def tillage_map(parcels: gpd.GeoDataFrame, townships: pd.DataFrame,
     m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=13, tiles=None,
                    control_scale=True, max_zoom=MAX_ZOOM, zoom_snap=0.5, prefer_canvas=True)
     root = m.get_root()
-    root.title = _esc(title)
+    root.title = esc(title)
     root.header.add_child(Element(_CSS), name="sinkmap_css")
     root.header.add_child(Element(_TILLAGE_CSS), name="sinkmap_tillage_css")
 
@@ -243,7 +232,7 @@ def tillage_map(parcels: gpd.GeoDataFrame, townships: pd.DataFrame,
     for k, key in enumerate(_LAYERS):
         if k == 3 and not (layer == 3).any():
             continue
-        _ParcelLayer(data, k, name=_esc(names[key])).add_to(m)
+        _ParcelLayer(data, k, name=esc(names[key])).add_to(m)
     if town is not None:
         _KeepBelow(town).add_to(m)
 
@@ -254,7 +243,7 @@ def tillage_map(parcels: gpd.GeoDataFrame, townships: pd.DataFrame,
         continuous_legend(text["share_legend"], PUBU, 0.0, 100.0, [0, 25, 50, 75, 100],
                           nodata=(MISSING_FILL, text["missing"]), position="topright").add_to(m)
     if source_note:
-        _HtmlControl(_esc(source_note), position="bottomright",
+        _HtmlControl(esc(source_note), position="bottomright",
                      css_class="sinkmap-source").add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     m.fit_bounds([[south, west], [north, east]])
@@ -392,7 +381,7 @@ def _rows(parcels: gpd.GeoDataFrame, f: Mapping[str, str], layer: np.ndarray,
     def s(value: Any) -> int | None:
         if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
             return None
-        t = _esc(str(value))
+        t = esc(str(value))
         if t == "":
             return None
         return table.setdefault(t, len(table))
@@ -451,7 +440,7 @@ def _rows(parcels: gpd.GeoDataFrame, f: Mapping[str, str], layer: np.ndarray,
         rows.append([
             int(layer[i]), STATUSES.index(str(status[i])), ("conservation", "conventional",
                                                             "none").index(d),
-            _esc(str(ids[i])), s(town[i]), s(practice[i]), rt, ra, ft, fa,
+            esc(str(ids[i])), s(town[i]), s(practice[i]), rt, ra, ft, fa,
             s(text.get("check_undetermined" if chk == "undetermined" else chk, chk)
               if chk else None),
             res_med[i], res25[i], res75[i], ndti[i], n_clear[i], n_pix[i], share[i], s(dt),
@@ -540,7 +529,7 @@ def _township_layer(parcels: gpd.GeoDataFrame, townships: pd.DataFrame,
                                      "fill": css_colour(fill)}})
     fc = {"type": "FeatureCollection", "features": feats}
     return folium.GeoJson(
-        fc, name=_esc(text["layer_townships"]),
+        fc, name=esc(text["layer_townships"]),
         style_function=lambda ft: {"fillColor": ft["properties"]["fill"], "fillOpacity": 0.45,
                                    "color": "#4d4d4d", "weight": 1.2},
         tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
@@ -551,24 +540,24 @@ def _township_tip(name: str, r: pd.Series, share: float, hull: bool,
                   text: Mapping[str, str]) -> str:
     def num(key: str) -> str:
         v = pd.to_numeric(pd.Series([r.get(key)]), errors="coerce")[0]
-        return _esc(format_number(v, missing=text["missing"]))
+        return esc(format_number(v, missing=text["missing"]))
 
     def cnt(key: str) -> str:
         v = pd.to_numeric(pd.Series([r.get(key)]), errors="coerce")[0]
         return "-" if not math.isfinite(v) else f"{int(v):,}"
 
-    mu = _esc(text["mu"])
-    pct = _esc(format_number(share, missing=text["missing"]))
-    lines = [f"<b>{_esc(name)}</b>" + (f" <i>{_esc(text['tw_hull'])}</i>"
+    mu = esc(text["mu"])
+    pct = esc(format_number(share, missing=text["missing"]))
+    lines = [f"<b>{esc(name)}</b>" + (f" <i>{esc(text['tw_hull'])}</i>"
                                                if hull else ""),
-             f"{_esc(text['tw_confirmed'])} {num('confirmed_area_mu')} {mu} / "
-             f"{_esc(text['tw_declared'])} {num('declared_area_mu')} {mu}",
-             f"{_esc(text['tw_share'])}: {pct} %",
-             _esc(text["tw_parcels"].format(c=cnt("n_confirmed"), n=cnt("n_not_confirmed"),
+             f"{esc(text['tw_confirmed'])} {num('confirmed_area_mu')} {mu} / "
+             f"{esc(text['tw_declared'])} {num('declared_area_mu')} {mu}",
+             f"{esc(text['tw_share'])}: {pct} %",
+             esc(text["tw_parcels"].format(c=cnt("n_confirmed"), n=cnt("n_not_confirmed"),
                                                    u=cnt("n_undetermined"), d=cnt("n_declared")))]
     und = pd.to_numeric(pd.Series([r.get("undeclared_conservation_area_mu")]), errors="coerce")[0]
     if math.isfinite(und) and und > 0:
-        lines.append(_esc(text["tw_undeclared"].format(a=format_number(und))))
+        lines.append(esc(text["tw_undeclared"].format(a=format_number(und))))
     return "<br>".join(lines)
 
 
@@ -606,12 +595,12 @@ def _headline_html(title: str, summary: Mapping[str, Any], counts: Mapping[str, 
     sub = text["sub"].format(declared=_fmt_int(declared),
                              share="-" if share is None else f"{float(share):.1f}", n=f"{n:,}")
     year = summary.get("year")
-    parts = [f'<div class="sinkmap-tillage-title">{_esc(title)}</div>',
-             f'<div class="sinkmap-tillage-figure">{_esc(head)}</div>',
-             f'<div class="sinkmap-tillage-sub">{_esc(sub)}'
-             + (f" · {_esc(text['year'].format(year=year))}" if year else "") + "</div>"]
+    parts = [f'<div class="sinkmap-tillage-title">{esc(title)}</div>',
+             f'<div class="sinkmap-tillage-figure">{esc(head)}</div>',
+             f'<div class="sinkmap-tillage-sub">{esc(sub)}'
+             + (f" · {esc(text['year'].format(year=year))}" if year else "") + "</div>"]
     if as_points:
-        parts.append(f'<div class="sinkmap-tillage-sub">{_esc(text["points_note"])}</div>')
+        parts.append(f'<div class="sinkmap-tillage-sub">{esc(text["points_note"])}</div>')
     return "".join(parts)
 
 
@@ -623,12 +612,12 @@ def _legend_html(counts: Mapping[str, Mapping[str, float]], text: Mapping[str, s
         style = (f"background:{css_colour(colour)};border:1px {'dashed' if dashed else 'solid'} "
                  f"{css_colour(stroke)}" + (";opacity:0.45" if light else ""))
         return (f'<div class="sinkmap-legend-item"><span class="sinkmap-legend-swatch" '
-                f'style="{style}"></span><span>{_esc(label)}</span></div>')
+                f'style="{style}"></span><span>{esc(label)}</span></div>')
 
     rows = [item(STATUS_COLOURS[st], STATUS_STROKES[st],
                  f"{text[st]}: {int(counts['cons'][st]):,} {unit}, "
                  f"{format_number(counts['cons_mu'][st])} {mu}") for st in STATUSES]
-    parts = [f'<div class="sinkmap-legend-title">{_esc(text["legend_title"])}</div>',
+    parts = [f'<div class="sinkmap-legend-title">{esc(text["legend_title"])}</div>',
              f'<div class="sinkmap-legend-items" data-counts="cons">{"".join(rows)}</div>']
     if sum(counts["conv"].values()):
         conv = [item(STATUS_COLOURS[st], STATUS_STROKES[st],
@@ -636,7 +625,7 @@ def _legend_html(counts: Mapping[str, Mapping[str, float]], text: Mapping[str, s
                      f"{format_number(counts['conv_mu'][st])} {mu}", dashed=True, light=True)
                 for st in STATUSES if counts["conv"][st]]
         parts += [f'<div class="sinkmap-legend-title" style="margin-top:6px">'
-                  f'{_esc(text["legend_conv"])}</div>',
+                  f'{esc(text["legend_conv"])}</div>',
                   f'<div class="sinkmap-legend-items" data-counts="conv">{"".join(conv)}</div>']
     return "".join(parts)
 
@@ -668,9 +657,9 @@ def _js_labels(text: Mapping[str, str]) -> dict[str, Any]:
     keys = ("parcel", "township", "declared_practice", "status", "check", "reason",
             "residue_median", "residue_iqr", "ndti_median", "pixels", "share", "dates", "area",
             "area_flag", "mu")
-    out: dict[str, Any] = {k: _esc(text[k]) for k in keys}
-    out["statuses"] = [_esc(text[s]) for s in STATUSES]
-    out["declared"] = [_esc(text[k]) for k in ("conservation", "conventional", "none")]
+    out: dict[str, Any] = {k: esc(text[k]) for k in keys}
+    out["statuses"] = [esc(text[s]) for s in STATUSES]
+    out["declared"] = [esc(text[k]) for k in ("conservation", "conventional", "none")]
     return out
 
 

@@ -6,7 +6,6 @@ and calls the map builders of ``maps/``; every page is self-contained (see maps.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from maps.carbon_map import carbon_density_map, save_map
 from maps.hillshade import add_hillshade, hillshade_png
 from maps.landuse_map import add_class_layer, legend_html, present_items
 from maps.offline import add_basemap
+from maps.render import esc
 from maps.styles import CHANGE_COLOURS, landuse_style
 from maps.swipe import Swipe
 
@@ -256,7 +256,7 @@ def _base_map(zones: Any) -> folium.Map:
 
 def _finish(m: folium.Map, zones: Any, title: str, legend: str, note: str) -> None:
     z = zones.to_crs(4326)[["name", "geometry"]]
-    z["label"] = z["name"].map(lambda v: html.escape(str(v)))  # Leaflet shows tooltips as HTML
+    z["label"] = z["name"].map(lambda v: esc(str(v)))  # Leaflet shows tooltips as HTML
     folium.GeoJson(z[["label", "geometry"]].to_json(), name="townships",
                    style_function=lambda _: {"color": "#333", "weight": 1, "fill": False},
                    tooltip=folium.GeoJsonTooltip(["label"], labels=False)).add_to(m)
@@ -266,24 +266,24 @@ def _finish(m: folium.Map, zones: Any, title: str, legend: str, note: str) -> No
 
     m.get_root().header.add_child(Element(_CSS), name="sinkmap_css")
 
-    _HtmlControl(html.escape(title), position="topleft", css_class="sinkmap-title").add_to(m)
+    _HtmlControl(esc(title), position="topleft", css_class="sinkmap-title").add_to(m)
     _HtmlControl(legend, position="topright", css_class="sinkmap-legend-box").add_to(m)
-    _HtmlControl(html.escape(note), position="bottomright", css_class="sinkmap-source").add_to(m)
+    _HtmlControl(esc(note), position="bottomright", css_class="sinkmap-source").add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
 
 
 def index_html(pages: list[Page], atlas: str, project: str, note: str, lang: str) -> str:
     """The atlas index: a plain, self-contained page linking every theme map."""
-    items = "\n".join(f'<li><a href="{html.escape(p.file)}">{html.escape(p.title)}</a>'
-                      f'{" — " + html.escape(p.description) if p.description else ""}</li>'
+    items = "\n".join(f'<li><a href="{esc(p.file)}">{esc(p.title)}</a>'
+                      f'{" — " + esc(p.description) if p.description else ""}</li>'
                       for p in pages)
     return f"""<!DOCTYPE html>
 <html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
-<title>{html.escape(atlas)} — {html.escape(project)}</title>
+<title>{esc(atlas)} — {esc(project)}</title>
 <style>body{{font:15px/1.6 "Noto Sans CJK SC","Microsoft YaHei",sans-serif;max-width:46em;
 margin:2em auto;padding:0 1em;color:#222}} a{{color:#1f5f8b}} h1{{font-size:1.5em}}</style>
-</head><body><h1>{html.escape(atlas)}</h1><p>{html.escape(project)}</p>
+</head><body><h1>{esc(atlas)}</h1><p>{esc(project)}</p>
 <ul>
 {items}
-</ul><p><small>{html.escape(note)}</small></p></body></html>
+</ul><p><small>{esc(note)}</small></p></body></html>
 """

@@ -391,3 +391,15 @@ def test_unit_label() -> None:
     assert unit_label("tC_per_ha") == "t C/ha"
     assert unit_label("kg_per_m2") == "kg/m2"
     assert unit_label(None) == ""
+
+
+def test_template_syntax_in_user_text_is_not_evaluated() -> None:
+    # branca parses rendered scripts again as Jinja: "{{ 7*7 }}" in a name must stay text
+    jinja = "{{ 7*7 }}{{ cycler.__init__.__globals__.os.getcwd() }}"
+    page = _map(title=f"T {jinja}", source_note=jinja,
+                value_columns={"stock_tC": jinja, "area_ha": "area"},
+                max_pixels=5_000).get_root().render()
+    text = js_unescape(page)
+    assert ">49<" not in text and " 49" not in text.replace(",", "")
+    assert os.getcwd() not in text
+    assert "&#123;&#123; 7*7 &#125;&#125;" in text
