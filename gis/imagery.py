@@ -96,12 +96,15 @@ import rasterio.warp
 import shapely
 import xarray as xr
 from affine import Affine
+from dask.base import tokenize as dask_token
 from pyproj import Transformer
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
 
 from gis.crs import as_crs, crs_key
 from gis.errors import InputError
-from gis.grid import DEFAULT_CHUNK, GridSpec, align_to, make_raster
-from gis.raster_io import read_raster
+from gis.grid import DEFAULT_CHUNK, GridSpec, make_raster
 
 log = logging.getLogger(__name__)
 
@@ -496,35 +499,54 @@ def resampling_for(src: GridSpec, grid: GridSpec, *, qa: bool = False) -> str:
     return "average" if size < target * (1 - 1e-6) else "bilinear"
 
 
-def _window(data: dsa.Array, src: GridSpec, grid: GridSpec, off: tuple[int, int], fill: Any,
-            chunks: int) -> dsa.Array:
-    """Cut ``grid``'s window out of a source-grid array, padding with ``fill`` outside it."""
-    row, col = off
-    h, w = grid.shape
-    r0, r1 = max(row, 0), min(row + h, src.height)
-    c0, c1 = max(col, 0), min(col + w, src.width)
-    if r1 <= r0 or c1 <= c0:
-        return dsa.full(grid.shape, fill, dtype=data.dtype, chunks=chunks)
-    part = data[r0:r1, c0:c1]
-    pad = ((r0 - row, row + h - r1), (c0 - col, col + w - c1))
-    if any(v for pair in pad for v in pair):
-        part = dsa.pad(part, pad, mode="constant", constant_values=fill)
-    return part.rechunk(chunks)
+def _block_reader(href: Path, src: GridSpec, grid: GridSpec, method: str, *, qa: bool,
+                  asset: BandAsset, file_nodata: float | None, fill: Any, dtype: Any
+                  ) -> Any:
+    """The per-block task of :func:`load_bands`: one GDAL read of exactly the block's cells.
 
+    Same lattice: a window read (padded with ``fill`` outside the file); otherwise a WarpedVRT
+    onto the block's own transform with the rule's resampling, the source nodata (and DN 0 for
+    reflectance) excluded from the kernels. Reflectance is converted here, in float32. No
+    nested dask computation: every block is one task.
+    """
+    off = _on_same_lattice(src, grid) if method == "window" else None
+    bad_values = [v for v in (0, asset.nodata, file_nodata)
+                  if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    warp_nodata = file_nodata if qa else (bad_values[0] if bad_values else None)
+    pad = fill if qa else (bad_values[0] if bad_values else 0)
 
-def _to_reflectance(raw: xr.DataArray, asset: BandAsset, name: str, chunks: int) -> xr.DataArray:
-    src = GridSpec.of(raw)
-    data = raw.data
-    bad = data == 0
-    for nod in (asset.nodata, raw.rio.nodata):
-        if nod is not None and not (isinstance(nod, float) and math.isnan(nod)):
-            bad = bad | (data == nod)
-    vals = data.astype("float64") * asset.scale + asset.offset
-    if np.issubdtype(raw.dtype, np.floating):
-        bad = bad | dsa.isnan(data)
-    refl = dsa.where(bad, np.nan, vals).astype("float32")
-    return make_raster(refl, src, nodata=np.nan, units="reflectance", kind="continuous",
-                       name=name, chunks=None, attrs={"source": str(asset.href)})
+    def block(block_info: dict | None = None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        h, w = r1 - r0, c1 - c0
+        with rasterio.open(href) as ds:
+            if off is not None:
+                row, col = off[0] + r0, off[1] + c0
+                rr0, rr1 = max(row, 0), min(row + h, src.height)
+                cc0, cc1 = max(col, 0), min(col + w, src.width)
+                raw = np.full((h, w), pad, dtype=ds.dtypes[0])
+                if rr1 > rr0 and cc1 > cc0:
+                    raw[rr0 - row:rr1 - row, cc0 - col:cc1 - col] = ds.read(
+                        1, window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
+            else:
+                with WarpedVRT(ds, crs=grid.crs,
+                               transform=grid.window_transform(Window(c0, r0, w, h)),
+                               width=w, height=h, resampling=Resampling[method],
+                               src_nodata=warp_nodata, nodata=pad,
+                               dtype=None if qa else "float32",  # no DN rounding
+                               tolerance=0.001) as vrt:  # near-exact transformer (pixels)
+                    raw = vrt.read(1)
+        if qa:
+            return raw.astype(dtype, copy=False)
+        out = raw.astype(np.float32) * np.float32(asset.scale) + np.float32(asset.offset)
+        invalid = np.zeros(raw.shape, bool)
+        for v in bad_values:
+            invalid |= raw == v
+        if np.issubdtype(raw.dtype, np.floating):
+            invalid |= np.isnan(raw)
+        out[invalid] = np.nan
+        return out
+
+    return block
 
 
 def load_bands(scene: Scene, grid: GridSpec,
@@ -542,35 +564,40 @@ def load_bands(scene: Scene, grid: GridSpec,
             fix="add the asset(s) to the STAC item / the band file(s) to the folder, or drop "
             "the scene")
     out: dict[str, xr.DataArray] = {}
+    chunk_shape = dsa.core.normalize_chunks(chunks, grid.shape)
     for band in bands:
         asset = scene.assets[band]
         if not asset.href.exists():
             raise InputError(f"scene {scene.id!r} band {band!r}: file {asset.href} does not exist",
                              source=scene.source, fix="fix the href (relative hrefs are resolved "
                              "from the JSON's folder) or restore the file")
-        raw = read_raster(asset.href, chunks=chunks)
-        src = GridSpec.of(raw)
+        try:
+            with rasterio.open(asset.href) as ds:
+                if ds.crs is None:
+                    raise InputError("raster has no CRS", source=asset.href,
+                                     fix="assign one (gdal_edit.py -a_srs EPSG:nnnn FILE)")
+                src = GridSpec.create(ds.crs, ds.transform, ds.shape)
+                file_nodata, file_dtype = ds.nodata, np.dtype(ds.dtypes[0])
+        except rasterio.errors.RasterioIOError as exc:
+            raise InputError(f"scene {scene.id!r} band {band!r}: cannot be read ({exc})",
+                             source=asset.href, fix="give a GeoTIFF/COG readable by GDAL") from exc
         is_qa = band == QA
         if is_qa:
-            fill = raw.rio.nodata if raw.rio.nodata is not None else asset.nodata
+            fill = file_nodata if file_nodata is not None else asset.nodata
             if fill is None:
                 fill = QA_FILL[scene.sensor]
-            fill = raw.dtype.type(fill)
-            layer = raw.rio.write_nodata(fill, encoded=False)
-            layer.attrs.update(kind="categorical", units="class")
+            fill = file_dtype.type(fill)
+            dtype: Any = file_dtype
         else:
-            fill = np.float32(np.nan)
-            layer = _to_reflectance(raw, asset, band, chunks)
+            fill, dtype = np.float32(np.nan), np.dtype("float32")
         method = resampling_for(src, grid, qa=is_qa)
-        if method == "window":
-            off = _on_same_lattice(src, grid)
-            assert off is not None
-            data = _window(layer.data, src, grid, off, fill, chunks)
-            da = make_raster(data, grid, nodata=fill, units=layer.attrs["units"],
-                             kind=layer.attrs["kind"], name=band, chunks=None)
-        else:
-            da = align_to(layer, grid, resampling=method, chunks=chunks)
-        da.name = band
+        data = dsa.map_blocks(
+            _block_reader(asset.href, src, grid, method, qa=is_qa, asset=asset,
+                          file_nodata=file_nodata, fill=fill, dtype=dtype),
+            dtype=dtype, chunks=chunk_shape,
+            name=f"load-{scene.id}-{band}-{dask_token(grid, str(asset.href))}")
+        da = make_raster(data, grid, nodata=fill, units="class" if is_qa else "reflectance",
+                         kind="categorical" if is_qa else "continuous", name=band, chunks=None)
         da.attrs.update({"source": str(asset.href), "scene": scene.id,
                          "date": scene.date.isoformat(), "sensor": scene.sensor, "band": band,
                          "radiometry": asset.scale_source if not is_qa else "none",

@@ -42,7 +42,7 @@ import shapely
 import xarray as xr
 from rasterio.windows import Window
 
-from gis.crs import crs_key
+from gis.crs import crs_key, crs_label
 from gis.errors import CoefficientError, CRSMismatchError, InputError, SinkmapError
 from gis.grid import DEFAULT_CHUNK, GridSpec, make_raster
 from gis.resources import packaged
@@ -352,80 +352,129 @@ def parcel_evidence(composite: Composite, parcels: gpd.GeoDataFrame, *,
     ``on_block(window, arrays)`` receives each computed block (``ndti_min``, ``n_usable``) so the
     caller can write the composite without computing it twice.
     """
+    (ev,), _ = evidence(composite, [parcels], chunk=chunk, on_block=on_block)
+    return ev
+
+
+def evidence(composite: Composite, layers: Sequence[gpd.GeoDataFrame], *,
+             points: gpd.GeoDataFrame | None = None, chunk: int = DEFAULT_CHUNK,
+             on_block: BlockSink | None = None) -> tuple[list[pd.DataFrame], np.ndarray | None]:
+    """:func:`parcel_evidence` of several polygon layers (each rasterised on its own, e.g. the
+    parcels and the field-sample polygons) and minNDTI at ``points``, in ONE pass over the
+    composite's blocks. Returns the evidence frames (in ``layers`` order) and the point values
+    (None without points; NaN outside the grid or where nothing was usable)."""
     grid = composite.grid
-    if parcels.crs is None or crs_key(parcels.crs) != crs_key(grid.crs):
-        raise CRSMismatchError(
-            f"parcels are in {parcels.crs} but the analysis grid is in {grid.crs_wkt}",
-            source=parcels.attrs.get("source"),
-            fix="reproject the parcels to the grid CRS first (parcels.to_crs(grid.crs))")
-    n = len(parcels)
-    geoms = parcels.geometry.values
-    good = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    tree = shapely.STRtree(np.where(good, geoms, None))
+    for g in [*layers, *([points] if points is not None else [])]:
+        if g.crs is None or crs_key(g.crs) != crs_key(grid.crs):
+            raise CRSMismatchError(
+                f"layer is in {g.crs} but the analysis grid is in {crs_label(grid.crs)}",
+                source=g.attrs.get("source"),
+                fix="reproject it to the grid CRS first (gdf.to_crs(grid.crs))")
     n_dates = len(composite.dates)
-    n_pix = np.zeros(n + 1, np.int64)
-    n_cov = np.zeros(n + 1, np.int64)
-    n_clear = np.zeros(n + 1, np.int64)
-    per_date = np.zeros((n_dates, n + 1), np.int64)
-    zones: list[np.ndarray] = []
-    values: list[np.ndarray] = []
+    accs = [_ZoneStats(g, n_dates) for g in layers]
+    pr = pc = None
+    point_values = None
+    if points is not None:
+        xy = shapely.get_coordinates(points.geometry.values)
+        if len(xy) != len(points):
+            raise InputError("point samples must be single points",
+                             source=points.attrs.get("source"),
+                             fix="give Point geometries (or polygons of sampled parcels)")
+        cols, rows = ~grid.transform * (xy[:, 0], xy[:, 1])
+        pr, pc = np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
+        point_values = np.full(len(points), np.nan)
     for win in _windows(grid, chunk):
         box = shapely.box(*rasterio.windows.bounds(win, grid.transform))
-        hits = tree.query(box, predicate="intersects")
-        arrays = None
-        if len(hits) or on_block is not None:
-            sl = {"y": slice(win.row_off, win.row_off + win.height),
-                  "x": slice(win.col_off, win.col_off + win.width)}
-            ndti, nuse, bits, cov = dask.compute(
-                composite.ndti_min.isel(sl).data, composite.n_usable.isel(sl).data,
-                composite.usable_bits.isel(sl).data, composite.covered.isel(sl).data)
-            arrays = {"ndti_min": np.asarray(ndti), "n_usable": np.asarray(nuse)}
-            if on_block is not None:
-                on_block(win, arrays)
-        if not len(hits):
+        hits = [a.query(box) for a in accs]
+        in_win = None
+        if pr is not None:
+            in_win = ((pr >= win.row_off) & (pr < win.row_off + win.height)
+                      & (pc >= win.col_off) & (pc < win.col_off + win.width))
+        wanted = any(len(h) for h in hits) or on_block is not None or (
+            in_win is not None and in_win.any())
+        if not wanted:
             continue
-        assert arrays is not None
+        sl = {"y": slice(win.row_off, win.row_off + win.height),
+              "x": slice(win.col_off, win.col_off + win.width)}
+        ndti, nuse, bits, cov = (np.asarray(a) for a in dask.compute(
+            composite.ndti_min.isel(sl).data, composite.n_usable.isel(sl).data,
+            composite.usable_bits.isel(sl).data, composite.covered.isel(sl).data))
+        if on_block is not None:
+            on_block(win, {"ndti_min": ndti, "n_usable": nuse})
+        if in_win is not None and in_win.any():
+            k = np.nonzero(in_win)[0]
+            assert point_values is not None and pr is not None and pc is not None
+            point_values[k] = ndti[pr[k] - win.row_off, pc[k] - win.col_off]
+        for a, h in zip(accs, hits, strict=True):
+            if len(h):
+                a.add(h, grid.window_transform(win), ndti, bits, cov)
+    return [a.finish(composite.dates) for a in accs], point_values
+
+
+class _ZoneStats:
+    """Per-zone accumulators of one polygon layer over the blocks (see :func:`evidence`)."""
+
+    def __init__(self, zones: gpd.GeoDataFrame, n_dates: int):
+        self.index = zones.index
+        self.n = n = len(zones)
+        self.geoms = zones.geometry.values
+        good = ~(shapely.is_missing(self.geoms) | shapely.is_empty(self.geoms))
+        self.tree = shapely.STRtree(np.where(good, self.geoms, None))
+        self.n_pix = np.zeros(n + 1, np.int64)
+        self.n_cov = np.zeros(n + 1, np.int64)
+        self.n_clear = np.zeros(n + 1, np.int64)
+        self.per_date = np.zeros((n_dates, n + 1), np.int64)
+        self.zones: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+
+    def query(self, box: shapely.Polygon) -> np.ndarray:
+        return self.tree.query(box, predicate="intersects")
+
+    def add(self, hits: np.ndarray, transform: Any, ndti: np.ndarray, bits: np.ndarray,
+            cov: np.ndarray) -> None:
+        n = self.n
         hits = np.sort(hits)
         z = rasterio.features.rasterize(
-            zip(geoms[hits], (hits + 1).astype(np.int32), strict=True),
-            out_shape=(win.height, win.width), transform=grid.window_transform(win),
-            fill=0, dtype=np.int32)
+            zip(self.geoms[hits], (hits + 1).astype(np.int32), strict=True),
+            out_shape=ndti.shape, transform=transform, fill=0, dtype=np.int32)
         inside = z > 0
         if not inside.any():
-            continue
+            return
         zi = z[inside]
-        n_pix += np.bincount(zi, minlength=n + 1)
-        n_cov += np.bincount(zi, weights=np.asarray(cov)[inside], minlength=n + 1).astype(np.int64)
-        v = arrays["ndti_min"][inside]
+        self.n_pix += np.bincount(zi, minlength=n + 1)
+        self.n_cov += np.bincount(zi, weights=cov[inside], minlength=n + 1).astype(np.int64)
+        v = ndti[inside]
         ok = np.isfinite(v)
-        n_clear += np.bincount(zi[ok], minlength=n + 1)
-        b = np.asarray(bits)[inside]
-        for d in range(n_dates):
+        self.n_clear += np.bincount(zi[ok], minlength=n + 1)
+        b = bits[inside]
+        for d in range(self.per_date.shape[0]):
             used = (b >> np.uint32(d)) & np.uint32(1)
-            per_date[d] += np.bincount(zi, weights=used, minlength=n + 1).astype(np.int64)
-        zones.append(zi[ok])
-        values.append(v[ok].astype(np.float32))
-    z_all = np.concatenate(zones) if zones else np.zeros(0, np.int32)
-    v_all = np.concatenate(values) if values else np.zeros(0, np.float32)
-    pct = grouped_percentiles(z_all, v_all, n + 1, PERCENTILES)
-    out = pd.DataFrame(index=parcels.index)
-    out["n_pixels"] = n_pix[1:]
-    out["n_covered"] = n_cov[1:]
-    out["n_clear"] = n_clear[1:]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["observed_share"] = np.where(n_pix[1:] > 0, n_clear[1:] / np.maximum(n_pix[1:], 1),
-                                         0.0)
-    for k, q in enumerate(PERCENTILES):
-        out[_pname("ndti", q)] = pct[1:, k]
-    iso = np.array([d.isoformat() for d in composite.dates])
-    used = per_date[:, 1:] > 0
-    out["dates_used"] = [";".join(iso[used[:, i]]) for i in range(n)]
-    out["n_dates_used"] = used.sum(axis=0)
-    # per date: parcel pixels usable that day (the date's contribution, for the report)
-    out.attrs["date_usable_pixels"] = {d.isoformat(): int(per_date[k, 1:].sum())
-                                       for k, d in enumerate(composite.dates)}
-    out.attrs["parcel_pixels"] = int(n_pix[1:].sum())
-    return out
+            self.per_date[d] += np.bincount(zi, weights=used, minlength=n + 1).astype(np.int64)
+        self.zones.append(zi[ok])
+        self.values.append(v[ok].astype(np.float32))
+
+    def finish(self, dates: Sequence[date]) -> pd.DataFrame:
+        n = self.n
+        z_all = np.concatenate(self.zones) if self.zones else np.zeros(0, np.int32)
+        v_all = np.concatenate(self.values) if self.values else np.zeros(0, np.float32)
+        pct = grouped_percentiles(z_all, v_all, n + 1, PERCENTILES)
+        out = pd.DataFrame(index=self.index)
+        npx, ncl = self.n_pix[1:], self.n_clear[1:]
+        out["n_pixels"] = npx
+        out["n_covered"] = self.n_cov[1:]
+        out["n_clear"] = ncl
+        out["observed_share"] = np.where(npx > 0, ncl / np.maximum(npx, 1), 0.0)
+        for k, q in enumerate(PERCENTILES):
+            out[_pname("ndti", q)] = pct[1:, k]
+        iso = np.array([d.isoformat() for d in dates])
+        used = self.per_date[:, 1:] > 0
+        out["dates_used"] = [";".join(iso[used[:, i]]) for i in range(n)]
+        out["n_dates_used"] = used.sum(axis=0)
+        # per date: zone pixels usable that day (the date's contribution, for the report)
+        out.attrs["date_usable_pixels"] = {d.isoformat(): int(self.per_date[k, 1:].sum())
+                                           for k, d in enumerate(dates)}
+        out.attrs["parcel_pixels"] = int(npx.sum())
+        return out
 
 
 def _pname(stem: str, q: int) -> str:
@@ -612,7 +661,7 @@ def residue_raster(composite: Composite, model: ResidueModel) -> xr.DataArray:
 __all__ = [
     "CLASSES", "CONSERVATION", "CONVENTIONAL", "PERCENTILES", "STATUSES", "Composite",
     "DecisionRules", "Observation", "ResidueModel", "SeasonWindow", "accuracy", "calibrate",
-    "decide", "grouped_percentiles", "load_residue_model", "min_composite", "normalize_practice",
-    "observe",
-    "observed_class", "parcel_evidence", "residue_raster", "sample_composite", "status_class",
+    "decide", "evidence", "grouped_percentiles", "load_residue_model", "min_composite",
+    "normalize_practice", "observe", "observed_class", "parcel_evidence", "residue_raster",
+    "sample_composite", "status_class",
 ]

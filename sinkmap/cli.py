@@ -215,6 +215,17 @@ def _report(out: Path, summary: dict) -> None:
         c = summary["change"]
         print(f"{c['from']}-{c['to']}: sink {c['sink_tCO2e']:,.0f} t CO2e "
               f"({c['sink_tCO2e_per_yr']:,.0f} t CO2e/yr; removal positive)")
+    if "tillage" in summary:
+        t = summary["tillage"]
+        print(f"conservation tillage {t['year']}: confirmed {t['confirmed_area_mu']:,.0f} mu of "
+              f"{t['declared_area_mu']:,.0f} mu declared; target {t['target_mu']:,.0f} mu "
+              f"({t['confirmed_pct_of_target']:.1f} %)")
+        a = t.get("accuracy_vs_truth")
+        if a and a.get("overall_accuracy") is not None:
+            print(f"  against the demo's truth: overall accuracy "
+                  f"{100 * a['overall_accuracy']:.1f} %, kappa {a['kappa']:.2f} "
+                  f"({a['n_judged']} parcels judged, "
+                  f"{a['n_undetermined']} undetermined)")
     print(f"outputs: {out}")
 
 

@@ -4,6 +4,7 @@ Layout of the demo folder::
 
     DIR/sinkmap.toml      the project file (rerun with `sinkmap run DIR/sinkmap.toml --overwrite`)
     DIR/inputs/           generated inputs (land cover 2020/2025, DEM, townships, parcels, ...)
+    DIR/inputs/imagery_2025/  spring Sentinel-2-like scenes (STAC items.json) + field samples
     DIR/outputs/          the run: density COGs, township tables, map.html, manifest.json
 
 The whole folder is built under a temporary name and renamed at the end.
@@ -11,11 +12,18 @@ The whole folder is built under a temporary name and renamed at the end.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from gis.atomic import atomic_path
+from gis.vector_io import read_vector
+from layers.tillage import accuracy, status_class
 from sinkmap.config import load_config
-from sinkmap.demo_county import generate_county
+from sinkmap.demo_county import CountyModel, generate_county
+from sinkmap.demo_imagery import generate_spring_imagery
 from sinkmap.pipeline import RunResult, run
 from sinkmap.progress import Steps
 
@@ -48,6 +56,11 @@ table = "default"
 [farmland]
 parcels = "inputs/parcels.gpkg"
 
+[tillage]
+imagery = "inputs/imagery_2025/items.json"
+year = 2025
+samples = "inputs/imagery_2025/field_samples.gpkg"
+
 [wetland]
 years_since = 0
 
@@ -73,13 +86,48 @@ def run_demo(out: Path, *, resolution_m: float = 30.0, seed: int = 2020, lang: s
     """Generate the demo county into ``out`` and run the carbon baseline on it."""
     with atomic_path(out, overwrite=overwrite) as stage:
         stage.mkdir(parents=True)
-        steps = Steps(total=1, verbose=verbose)
+        steps = Steps(total=2, verbose=verbose)
         def dots(name: str, i: int, n: int) -> None:
             if name == "rasters":
                 steps.blocks(i, n)
 
         with steps.step(f"generate the demo county at {resolution_m:g} m (seed {seed})"):
-            generate_county(stage, resolution_m=resolution_m, seed=seed, progress=dots)
+            county = generate_county(stage, resolution_m=resolution_m, seed=seed, progress=dots)
+        with steps.step("generate spring imagery (10 m, Sentinel-2-like) and field samples"):
+            model = CountyModel.build(seed=seed, resolution_m=resolution_m)
+            generate_spring_imagery(model, stage / "inputs" / "imagery_2025", year=2025,
+                                    resolution_m=10.0, parcels=county.parcels)
         project = write_project_file(stage, lang=lang)
-        res = run(load_config(project), verbose=verbose)
+
+        def against_truth(run_stage: Path, summary: dict[str, Any]) -> None:
+            check = truth_check(run_stage / "tillage", county.truth)
+            summary["tillage"]["accuracy_vs_truth"] = check
+            t = run_stage / "tillage" / "summary.json"
+            ts = json.loads(t.read_text(encoding="utf-8"))
+            ts["accuracy_vs_truth"] = check
+            t.write_text(json.dumps(ts, ensure_ascii=False, indent=1), encoding="utf-8")
+
+        res = run(load_config(project), verbose=verbose, check=against_truth)
     return RunResult(out / "outputs", res.summary)
+
+
+def truth_check(tillage_dir: Path, truth_path: Path) -> dict[str, Any]:
+    """The verification's parcel classes against the generator's true practice (demo only).
+
+    Every parcel judged (confirmed / not confirmed) is compared with its true practice;
+    undetermined parcels are counted apart, as they are never counted as either.
+    """
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    true = {p["parcel_id"]: p["true_practice"] for p in truth["parcels"]}
+    parcels = read_vector(tillage_dir / "parcels.gpkg")
+    pred = status_class(parcels["status"])
+    have = np.array([p is not None for p in pred])
+    obs = parcels["parcel_id"].map(true).to_numpy()
+    acc = accuracy(obs[have], pred[have])
+    declared = (parcels["declared"] == "conservation").to_numpy()
+    acc_decl = accuracy(obs[have & declared], pred[have & declared])
+    return {"n_parcels": len(parcels), "n_judged": int(have.sum()),
+            "n_undetermined": int((~have).sum()), **acc,
+            "declared_conservation": {k: acc_decl[k] for k in
+                                      ("n", "overall_accuracy", "kappa", "confusion_matrix")},
+            "note": "demo only: statuses against the generator's true practice (truth.json)"}

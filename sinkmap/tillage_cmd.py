@@ -55,13 +55,12 @@ from layers.tillage import (
     accuracy,
     calibrate,
     decide,
+    evidence,
     load_residue_model,
     min_composite,
     normalize_practice,
     observe,
     observed_class,
-    parcel_evidence,
-    sample_composite,
     status_class,
 )
 from sinkmap import __version__
@@ -222,7 +221,8 @@ def verify_year(inp: YearInput, settings: TillageSettings, *, stage: Path | None
                         crs_label(parcels.crs), crs_label(grid.crs))
         on_grid = parcels.to_crs(grid.crs)
         area_m2 = _measured_area_m2(parcels, grid)
-    with steps.step(f"{inp.year}: {len(scenes)} dates -> minimum-NDTI composite"):
+    with steps.step(f"{inp.year}: {len(scenes)} dates -> minimum-NDTI composite and per-parcel "
+                    f"evidence over {grid.describe()}"):
         observations = []
         for s in scenes:
             bands = load_bands(s, grid, ("red", "nir", "swir1", "swir2", "qa"),
@@ -231,51 +231,61 @@ def verify_year(inp: YearInput, settings: TillageSettings, *, stage: Path | None
             observations.append(observe(s.date, bands, masks, ndvi_max=settings.ndvi_max,
                                         scene_id=s.id))
         comp = min_composite(observations)
+        samples = _read_samples(inp.samples, settings, grid) if inp.samples else None
+        points = samples is not None and bool(
+            (shapely.get_type_id(samples.geometry.values) == 0).all())
+        layers = [on_grid] if samples is None or points else [on_grid, samples]
+        rasters = stage if stage is not None and settings.write_rasters else None
+        evs, at_points = _one_pass(comp, layers, samples if points else None, rasters,
+                                   inp.year, settings.chunk)
+        ev = evs[0]
+        sample_ndti = None
+        if samples is not None:
+            sample_ndti = at_points if points else evs[1]["ndti_median"].to_numpy()
+    with steps.step(f"{inp.year}: residue model and decisions"):
         sensor = scenes[0].sensor
         sensors = sorted({s.sensor for s in scenes})
         if len(sensors) > 1:
             log.warning("scenes of several sensors %s: the residue model of %s is used", sensors,
                         sensor)
         model = load_residue_model(settings.residue_table, sensor=sensor)
-        sample_rows = None
-        if inp.samples is not None:
-            samples = _read_samples(inp.samples, settings, grid)
-            sample_ndti = _sample_ndti(comp, samples, settings)
+        if samples is not None:
             model = calibrate(sample_ndti, samples[settings.sample_field].to_numpy(dtype=float),
                               min_samples=settings.min_samples, source=str(inp.samples))
             log.info("residue model: %s", model.describe())
         else:
             log.warning("no field samples: the PROVISIONAL default residue model is used (%s)",
                         model.describe())
-    with steps.step(f"{inp.year}: per-parcel evidence over {grid.describe()}"):
-        if stage is not None and settings.write_rasters:
-            ev = _evidence_with_rasters(comp, on_grid, stage, inp.year, settings.chunk)
-        else:
-            ev = parcel_evidence(comp, on_grid, chunk=settings.chunk)
         dec = decide(ev, model, settings.rules, area_m2=area_m2)
-    out = _parcel_table(parcels, dec, area_m2, settings)
-    if inp.samples is not None:
-        sample_rows = _check_samples(samples, sample_ndti, out, on_grid, model, settings)
-    town = township_table(out, settings)
+        out = _parcel_table(parcels, dec, area_m2, settings)
+        sample_rows = None
+        if samples is not None:
+            sample_rows = _check_samples(samples, sample_ndti, out, on_grid, model, settings)
+        town = township_table(out, settings)
     summary = _year_summary(inp, out, town, model, scenes, ignored, ev, grid, settings,
                             sample_rows, time.perf_counter() - t0)
     return YearResult(inp.year, out, town, summary, sample_rows)
 
 
-def _evidence_with_rasters(comp: Any, parcels: gpd.GeoDataFrame, stage: Path, year: int,
-                           chunk: int) -> pd.DataFrame:
-    """Evidence and the composite rasters in one pass over the blocks."""
+def _one_pass(comp: Any, layers: list[gpd.GeoDataFrame], points: gpd.GeoDataFrame | None,
+              rasters: Path | None, year: int, chunk: int
+              ) -> tuple[list[pd.DataFrame], np.ndarray | None]:
+    """Evidence of every layer, minNDTI at the sample points and (when ``rasters`` is a folder)
+    the composite rasters, in one pass over the blocks: the composite is computed once."""
+    if rasters is None:
+        return evidence(comp, layers, points=points, chunk=chunk)
     grid = comp.grid
-    with block_writer(stage / f"ndti_min_{year}.tif", grid, dtype="float32",
+    with block_writer(rasters / f"ndti_min_{year}.tif", grid, dtype="float32",
                       nodata=float("nan"), units="index", kind="continuous",
                       name="ndti_min") as w_ndti, \
-            block_writer(stage / f"usable_dates_{year}.tif", grid, dtype="uint8", nodata=None,
-                         units="count", kind="continuous", name="usable_dates") as w_n:
+            block_writer(rasters / f"usable_dates_{year}.tif", grid, dtype="uint8",
+                         nodata=None, units="count", kind="continuous",
+                         name="usable_dates") as w_n:
         def sink(win: Window, arrays: dict[str, np.ndarray]) -> None:
             w_ndti(win, arrays["ndti_min"])
             w_n(win, arrays["n_usable"])
 
-        return parcel_evidence(comp, parcels, chunk=chunk, on_block=sink)
+        return evidence(comp, layers, points=points, chunk=chunk, on_block=sink)
 
 
 def _parcel_table(parcels: gpd.GeoDataFrame, dec: pd.DataFrame, area_m2: np.ndarray,
@@ -362,12 +372,6 @@ def _read_samples(path: Path, settings: TillageSettings, grid: GridSpec) -> gpd.
     s = s.to_crs(grid.crs)
     s[col] = v
     return s
-
-
-def _sample_ndti(comp: Any, samples: gpd.GeoDataFrame, settings: TillageSettings) -> np.ndarray:
-    if (shapely.get_type_id(samples.geometry.values) == 0).all():
-        return sample_composite(comp, samples)
-    return parcel_evidence(comp, samples, chunk=settings.chunk)["ndti_median"].to_numpy()
 
 
 def _check_samples(samples: gpd.GeoDataFrame, ndti: np.ndarray, parcels: gpd.GeoDataFrame,
