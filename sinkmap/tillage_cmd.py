@@ -65,6 +65,7 @@ from layers.tillage import (
 )
 from sinkmap import __version__
 from sinkmap.progress import Steps
+from sinkmap.xlsx import write_xlsx
 
 log = logging.getLogger(__name__)
 
@@ -493,13 +494,12 @@ def _write_year(stage: Path, r: YearResult, *, suffix: str = "") -> None:
     gdf = r.parcels.copy()
     write_vector(gdf, stage / f"parcels{suffix}.gpkg")
     table = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-    with pd.ExcelWriter(stage / f"parcels{suffix}.xlsx", engine="openpyxl") as xw:
-        for lang, sheet in (("zh", "地块核查"), ("en", "parcels")):
-            table.rename(columns=lambda c, lang=lang: header(c, lang)).to_excel(
-                xw, sheet_name=sheet, index=False)
-        for lang, sheet in (("zh", "乡镇汇总"), ("en", "townships")):
-            r.townships.rename(columns=lambda c, lang=lang: header(c, lang)).to_excel(
-                xw, sheet_name=sheet, index=False)
+    def heads(t: pd.DataFrame) -> list[list[str]]:  # Chinese row above the English row
+        return [[header(c, "zh") for c in t.columns], [header(c, "en") for c in t.columns]]
+
+    write_xlsx(stage / f"parcels{suffix}.xlsx", [
+        ("地块核查 parcels", table, heads(table)),
+        ("乡镇汇总 townships", r.townships, heads(r.townships))])
     if r.samples is not None:
         r.samples.to_csv(stage / f"samples{suffix}.csv", index=False, encoding="utf-8-sig")
 

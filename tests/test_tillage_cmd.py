@@ -169,9 +169,14 @@ def test_outputs_written(verified):
     assert {"parcels.gpkg", "parcels.xlsx", "townships.csv", "summary.json",
             "ndti_min_2025.tif", "usable_dates_2025.tif"} <= names
     x = pd.ExcelFile(out / "parcels.xlsx")
-    assert x.sheet_names == ["地块核查", "parcels", "乡镇汇总", "townships"]
-    zh = x.parse("地块核查")
-    assert "核查结论" in zh.columns and "秸秆覆盖度 median (%)" in zh.columns
+    assert x.sheet_names == ["地块核查 parcels", "乡镇汇总 townships"]
+    sheet = x.parse("地块核查 parcels", header=[0, 1])  # Chinese header row, English row
+    assert ("核查结论", "status") in sheet.columns
+    assert ("秸秆覆盖度 median (%)", "residue cover median (%)") in sheet.columns
+    assert len(sheet) == 6 and set(sheet[("核查结论", "status")]) == {
+        "confirmed", "not_confirmed", "undetermined"}
+    en = x.parse("乡镇汇总 townships", header=1)
+    assert en.set_index("township").loc["甲镇", "confirmed parcels"] == 1
     t = pd.read_csv(out / "townships.csv").set_index("township")
     assert t.loc["甲镇", "n_declared"] == 3 and t.loc["甲镇", "n_confirmed"] == 1
     assert t.loc["合计 total", "n_declared"] == 5
