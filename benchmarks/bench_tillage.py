@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,8 @@ t0 = time.perf_counter()
 s = run_tillage([YearInput(2025, d / "imagery" / "items.json", d / "bench_parcels.gpkg")],
                 d / "out", TillageSettings(), verbose=False)
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": dt, "peak_rss_mb": rss,
                   "parcels": s["n_parcels"], "counts": s["parcel_counts_all"],
                   "dates_used": len(s["dates_used"]), "grid": s["analysis_grid"]}))
 """
@@ -55,7 +57,7 @@ def make_parcels(county: Path, n: int, out: Path) -> int:
     towns = gpd.read_file(county / "inputs" / "townships.gpkg")
     crop = np.isin(lc, list(CROPLAND_CODES))
     for side in (100.0, 95.0, 90.0, 85.0, 80.0, 75.0, 70.0):
-        step = int(round(side / t.a))
+        step = round(side / t.a)
         rows = np.arange(step // 2, lc.shape[0], step)
         cols = np.arange(step // 2, lc.shape[1], step)
         rr, cc = np.meshgrid(rows, cols, indexing="ij")
@@ -107,6 +109,7 @@ def main() -> int:
     t3 = time.perf_counter()
     print(f"setup: county {t1 - t0:.0f} s, imagery {t2 - t1:.0f} s ({a.dates} dates), "
           f"{n:,} parcels {t3 - t2:.0f} s", file=sys.stderr)
+    shutil.rmtree(base / "out", ignore_errors=True)  # a kept folder's previous result
     out = subprocess.run([sys.executable, "-c", RUN, str(base)], capture_output=True, text=True)
     if out.returncode:
         print(out.stderr, file=sys.stderr)
