@@ -541,6 +541,11 @@ def decide(evidence: pd.DataFrame, model: ResidueModel, rules: DecisionRules = D
     order = list(PERCENTILES) if model.b > 0 else list(reversed(PERCENTILES))
     for q, qn in zip(PERCENTILES, order, strict=True):
         ev[_pname("residue_pct", q)] = model.residue_pct(ev[_pname("ndti", qn)].to_numpy())
+    # STI = SWIR1 / SWIR2 = (1 + NDTI) / (1 - NDTI) rises with NDTI, so the STI of the minNDTI
+    # date and its parcel median follow exactly from the NDTI ones
+    nd = ev["ndti_median"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ev["sti_median"] = (1 + nd) / (1 - nd)
     med = ev["residue_pct_median"].to_numpy()
     npx = ev["n_pixels"].to_numpy()
     ncov = ev["n_covered"].to_numpy()

@@ -86,6 +86,7 @@ HEADERS: dict[str, tuple[str, str]] = {
     "n_clear": ("可用像元数", "clear pixels"),
     "observed_share": ("观测比例", "share observed"),
     "n_dates_used": ("可用日期数", "dates used (n)"),
+    "sti_median": ("STI 中位数", "STI median"),
     "dates_used": ("可用日期", "dates used"),
     "township": ("乡镇", "township"),
     "n_declared": ("申报地块数", "declared parcels"),

@@ -223,6 +223,7 @@ def test_decide_statuses_and_reasons():
     assert d["status"].tolist() == ["not_confirmed", "not_confirmed", "undetermined",
                                     "undetermined", "undetermined"]
     assert d.loc[0, "residue_pct_median"] == pytest.approx(10.0)
+    assert d.loc[0, "sti_median"] == pytest.approx(0.315 / 0.285)  # SWIR1 / SWIR2 of that date
     assert "< 30 %" in d.loc[0, "reason"]
     assert "6 of 18" in d.loc[2, "reason"] and "33 %" in d.loc[2, "reason"]
     assert "1 pixels < minimum 4" in d.loc[3, "reason"]

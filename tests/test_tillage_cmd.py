@@ -272,3 +272,33 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(InputError, match="套种"):
         run_tillage([YearInput(2025, items, tmp_path / "odd.gpkg")], tmp_path / "o4",
                     verbose=False)
+
+
+def test_gbk_shapefile_invalid_and_zero_area_parcels(tmp_path):
+    """A Shapefile with a GBK DBF (no .cpg), a self-intersecting parcel (repaired, counted) and
+    a zero-area parcel (undetermined)."""
+    items = make_collection(tmp_path / "s2", cloud_sw=False)
+    g = gpd.read_file(make_parcels(tmp_path / "parcels.gpkg"))
+    bow = shapely.Polygon([(X0 + 250, Y0 - 250), (X0 + 350, Y0 - 350), (X0 + 350, Y0 - 250),
+                           (X0 + 250, Y0 - 350)])                       # in P4's quadrant
+    extra = gpd.GeoDataFrame({"parcel_id": ["P7", "P8"], "township": ["乙镇", "乙镇"],
+                              "declared_practice": ["免耕", "保护性耕作"],
+                              "declared_area_mu": [10.0, 5.0]},
+                             geometry=[bow, bow], crs=UTM).to_crs(g.crs)
+    x, y = extra.geometry.iloc[0].exterior.coords[0]  # a collapsed ring in the file's own CRS
+    extra.loc[1, "geometry"] = shapely.Polygon([(x, y), (x + 100, y), (x + 50, y)])
+    g = pd.concat([g.iloc[:3], extra], ignore_index=True)  # P4 out: P7 lies where it was
+    shp = tmp_path / "parcels.shp"
+    g.to_file(shp, encoding="GBK")
+    (tmp_path / "parcels.cpg").unlink(missing_ok=True)
+    # DBF field names stop at 10 characters: name them (what --practice-field etc. do)
+    fields = {"id": "parcel_id", "township": "township", "practice": "declared_p",
+              "area_mu": "declared_a"}
+    s = run_tillage([YearInput(2025, items, shp)], tmp_path / "out",
+                    TillageSettings(fields=fields), verbose=False)
+    assert s["repaired_geometries"] == 2  # the bow tie and the collapsed ring
+    p = gpd.read_file(tmp_path / "out" / "parcels.gpkg").set_index("parcel_id")
+    assert set(p["township"]) == {"甲镇", "乙镇"}                          # GBK text read right
+    assert p.loc["P7", "status"] == "confirmed" and p.loc["P7", "n_pixels"] > 4
+    assert p.loc["P8", "status"] == "undetermined"
+    assert p.loc["P8", "reason"] == "zero-area parcel"
