@@ -168,14 +168,15 @@ def test_outputs_written(verified):
     names = {p.name for p in out.iterdir()}
     assert {"parcels.gpkg", "parcels.xlsx", "townships.csv", "summary.json",
             "ndti_min_2025.tif", "usable_dates_2025.tif"} <= names
-    x = pd.ExcelFile(out / "parcels.xlsx")
-    assert x.sheet_names == ["地块核查 parcels", "乡镇汇总 townships"]
-    sheet = x.parse("地块核查 parcels", header=[0, 1])  # Chinese header row, English row
+    with pd.ExcelFile(out / "parcels.xlsx") as x:
+        assert x.sheet_names == ["地块核查 parcels", "乡镇汇总 townships"]
+    xlsx = out / "parcels.xlsx"
+    sheet = pd.read_excel(xlsx, sheet_name="地块核查 parcels", header=[0, 1])  # zh row, en row
     assert ("核查结论", "status") in sheet.columns
     assert ("秸秆覆盖度 median (%)", "residue cover median (%)") in sheet.columns
     assert len(sheet) == 6 and set(sheet[("核查结论", "status")]) == {
         "confirmed", "not_confirmed", "undetermined"}
-    en = x.parse("乡镇汇总 townships", header=1)
+    en = pd.read_excel(xlsx, sheet_name="乡镇汇总 townships", header=1)
     assert en.set_index("township").loc["甲镇", "confirmed parcels"] == 1
     t = pd.read_csv(out / "townships.csv").set_index("township")
     assert t.loc["甲镇", "n_declared"] == 3 and t.loc["甲镇", "n_confirmed"] == 1
