@@ -124,6 +124,7 @@ class TillageSettings:
     practice_values: dict[str, str] = field(default_factory=dict)
     write_rasters: bool = True
     chunk: int = DEFAULT_CHUNK
+    paths_relative_to: Path | None = None  # input paths in the reports (a project's folder)
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,8 @@ def verify_year(inp: YearInput, settings: TillageSettings, *, stage: Path | None
         model = load_residue_model(settings.residue_table, sensor=sensor)
         if samples is not None:
             model = calibrate(sample_ndti, samples[settings.sample_field].to_numpy(dtype=float),
-                              min_samples=settings.min_samples, source=str(inp.samples))
+                              min_samples=settings.min_samples,
+                              source=_shown(inp.samples, settings))
             log.info("residue model: %s", model.describe())
         else:
             log.warning("no field samples: the PROVISIONAL default residue model is used (%s)",
@@ -467,14 +469,27 @@ def _year_summary(inp: YearInput, parcels: gpd.GeoDataFrame, town: pd.DataFrame,
         "rules": settings.rules.to_dict() | {"ndvi_max": settings.ndvi_max},
         "analysis_grid": {"crs": crs_label(grid.crs), "resolution_m": grid.res[0],
                           "shape": list(grid.shape)},
-        "inputs": {"parcels": str(inp.parcels), "imagery": str(inp.imagery),
-                   "samples": str(inp.samples) if inp.samples else None},
+        "inputs": {"parcels": _shown(inp.parcels, settings),
+                   "imagery": _shown(inp.imagery, settings),
+                   "samples": _shown(inp.samples, settings) if inp.samples else None},
         "repaired_geometries": int(parcels.attrs.get("repaired_geometries", 0)),
         "seconds": round(seconds, 1),
     }
     if samples is not None:
         out["accuracy"] = sample_accuracy(samples, in_sample=model.calibrated)
     return out
+
+
+def _shown(path: Path | None, settings: TillageSettings) -> str:
+    """An input path as the reports show it: relative to the project folder when inside it."""
+    p = Path(path) if path is not None else Path()
+    base = settings.paths_relative_to
+    if base is not None:
+        try:
+            return p.resolve().relative_to(Path(base).resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(p)
 
 
 def _as_declared(parcels: pd.DataFrame, settings: TillageSettings) -> float | None:
@@ -661,7 +676,8 @@ def settings_from_config(cfg: Any) -> TillageSettings:
                             min_observed_share=float(o.get("min_observed_share", 0.5))),
         area_basis=str(o.get("area_basis", "measured")),
         target_mu=float(o.get("target_mu", TARGET_MU)),
-        practice_values={str(k): str(v) for k, v in dict(o.get("practice_values", {})).items()})
+        practice_values={str(k): str(v) for k, v in dict(o.get("practice_values", {})).items()},
+        paths_relative_to=cfg.path.parent)
 
 
 def tillage_brief(summary: Mapping[str, Any]) -> dict[str, Any]:

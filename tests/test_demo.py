@@ -56,6 +56,7 @@ def test_demo_outputs(demo):
     ts = json.loads((o / "tillage" / "summary.json").read_text(encoding="utf-8"))
     assert ts["accuracy_vs_truth"]["overall_accuracy"] == truth["overall_accuracy"]
     assert [d["date"] for d in ts["dates_ignored"]] == ["2025-06-04"]  # outside the window
+    assert ts["inputs"]["imagery"] == "inputs/imagery_2025/items.json"  # not the staging path
     assert ts["undetermined_reasons"]  # the partial swath and the clouds leave some
     p = gpd.read_file(o / "tillage" / "parcels.gpkg")
     assert len(p) == 3500 and set(p["status"]) == {"confirmed", "not_confirmed", "undetermined"}
