@@ -728,6 +728,12 @@ class CountyModel:
         lc25[road] = change[road]
         return lc20, lc25, np.where(is_crop, keys, -1)
 
+    def evaluate(self, window: Window | None = None) -> dict[str, np.ndarray]:
+        """One evaluation of a window (None: the whole grid): ``lc2020``, ``lc2025`` (uint16
+        三调 codes), ``field_key`` (int64, -1 off cropland) and ``inside`` (bool, in the county);
+        for generators that need several of these at once (e.g. imagery)."""
+        return self._evaluate(window)
+
     def _evaluate(self, window: Window | None) -> dict[str, np.ndarray]:
         """Land cover of both years and field keys of a window, computed in tiles of at most
         ``_TILE`` x ``_TILE`` cells (the model is pointwise, so tiling does not change values;

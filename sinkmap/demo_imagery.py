@@ -488,7 +488,7 @@ class _Renderer:
         Kept compact (window-relative uint16 rows/columns, float16 fractions), since the states
         of all windows are held while the dates are rendered one after the other."""
         m, k = self.model, self.k
-        r = m._evaluate(win)
+        r = m.evaluate(win)
         inside = r["inside"]
         if not inside.any():
             return None
@@ -1100,7 +1100,7 @@ def write_field_samples(model: CountyModel, parcels: Path | gpd.GeoDataFrame | N
     day = 6 + (_u01(seed, keys, _SAMPLE_KEY + 2) * 12).astype(int)
     lc_year = _lc_year(year)
     # a small grid is evaluated once; on a large one each tried parcel's window is
-    whole = model._evaluate(None) if grid.width * grid.height <= _WHOLE_GRID_CELLS else None
+    whole = model.evaluate(None) if grid.width * grid.height <= _WHOLE_GRID_CELLS else None
     n_cons = round(n_parcels * conservation_share)
     keys_obj = _Keys(seed)
     rows: list[dict[str, Any]] = []
@@ -1174,7 +1174,7 @@ def _transect_points(model: CountyModel, geom: shapely.Geometry, key: int, lc_ye
         sl = win.toslices()
         r = {k: v[sl] for k, v in whole.items()}
     else:
-        r = model._evaluate(win)
+        r = model.evaluate(win)
     cols, rows = ~grid.window_transform(win) * (x, y)
     ci = np.clip(np.floor(cols).astype(int), 0, int(win.width) - 1)
     ri = np.clip(np.floor(rows).astype(int), 0, int(win.height) - 1)
