@@ -1,0 +1,145 @@
+"""Circuit theory (layers/circuit.py): hand-computed circuits, and Circuitscape 4's own raster
+pairwise verification cases (``../shared/circuitscape_verify``, skipped when absent)."""
+
+from __future__ import annotations
+
+import configparser
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from gis.errors import InputError
+from gis.grid import GridSpec, make_raster
+from layers.circuit import pairwise
+
+VERIFY = Path(__file__).resolve().parents[1].parent / "shared" / "circuitscape_verify"
+
+
+# -- a reader for Circuitscape .ini files and ASCII grids (tests only) ---------------------------
+
+def read_asc(path: Path) -> tuple[np.ndarray, dict[str, float]]:
+    """ESRI ASCII grid; NODATA_value is optional (-9999 by default, as Circuitscape assumes)."""
+    lines = path.read_text().splitlines()
+    head: dict[str, float] = {}
+    k = 0
+    while k < len(lines):
+        parts = lines[k].split()
+        if parts and parts[0][0].isalpha():
+            head[parts[0].lower()] = float(parts[1])
+            k += 1
+        else:
+            break
+    data = np.array([[float(x) for x in ln.split()] for ln in lines[k:] if ln.strip()])
+    nodata = head.get("nodata_value", -9999.0)
+    return np.where(data == nodata, np.nan, data), head
+
+
+def read_points_txt(path: Path, head: dict[str, float], shape: tuple[int, int]) -> np.ndarray:
+    """Circuitscape text point list (id x y) burnt onto the grid."""
+    out = np.zeros(shape, dtype="int64")
+    cs, xll, yll = head["cellsize"], head["xllcorner"], head["yllcorner"]
+    top = yll + cs * shape[0]
+    for ln in path.read_text().splitlines():
+        if not ln.strip():
+            continue
+        i, x, y = (float(v) for v in ln.split()[:3])
+        r, c = math.floor((top - y) / cs), math.floor((x - xll) / cs)
+        out[r, c] = int(i)
+    return out
+
+
+def read_pairs(path: Path) -> tuple[str, list[tuple[int, int]]]:
+    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    mode = lines[0][1]
+    return mode, [(int(a), int(b)) for a, b in lines[1:]]
+
+
+def run_case(n: int):
+    """Run sgVerify<n>.ini with sinkmap; returns (result, config)."""
+    cfg = configparser.ConfigParser()
+    cfg.read(VERIFY / "config_files" / f"sgVerify{n}.ini")
+
+    def opt(key: str, default: str | None = None) -> str | None:
+        for sec in cfg.sections():
+            if cfg.has_option(sec, key):
+                return cfg.get(sec, key)
+        return default
+
+    def path(key: str) -> Path:
+        return VERIFY / opt(key).replace("circuitscape/verify/", "")
+
+    def flag(key: str) -> bool:
+        return (opt(key, "False") or "False").strip() == "True"
+
+    hab, head = read_asc(path("habitat_file"))
+    if flag("use_mask"):
+        mask, _ = read_asc(path("mask_file"))
+        hab = np.where(np.isnan(mask) | (mask <= 0), np.nan, hab)
+    pf = path("point_file")
+    if pf.suffix == ".txt":
+        focal = read_points_txt(pf, head, hab.shape)
+    else:
+        pts, _ = read_asc(pf)
+        focal = np.where(np.isnan(pts), 0, pts).astype("int64")
+    polys = None
+    if flag("use_polygons"):
+        pm, _ = read_asc(path("polygon_file"))
+        polys = np.where(np.isnan(pm), 0, pm).astype("int64")
+    pairs = None
+    if flag("use_included_pairs"):
+        mode, lst = read_pairs(path("included_pairs_file"))
+        assert mode == "include"
+        pairs = lst
+    res = pairwise(hab, focal, polygons=polys,
+                   connectivity=4 if flag("connect_four_neighbors_only") else 8,
+                   avg="resistance" if flag("connect_using_avg_resistances") else "conductance",
+                   is_conductance=not flag("habitat_map_is_resistances"), pairs=pairs,
+                   currents=True, pair_maps=True, voltage_maps=True)
+    return res, cfg
+
+
+PAIRWISE_RASTER = list(range(1, 15))
+
+
+@pytest.mark.skipif(not VERIFY.exists(), reason="../shared/circuitscape_verify not present")
+@pytest.mark.parametrize("n", PAIRWISE_RASTER)
+def test_circuitscape_verify_resistances(n: int):
+    res, _ = run_case(n)
+    base = np.loadtxt(VERIFY / "baseline_results" / f"sgVerify{n}_resistances.txt")
+    ids = base[0, 1:].astype(int)
+    got = res.matrix()
+    computed = {(a, b): r for a, b, r in res.pairs.itertuples(index=False)}
+    for i, a in enumerate(ids):
+        for j, b in enumerate(ids):
+            expect = base[i + 1, j + 1]
+            if a == b:
+                assert expect == 0
+                continue
+            key = (min(a, b), max(a, b))
+            r = computed.get(key, -1.0)  # pairs not asked for are -1 in Circuitscape
+            assert r == pytest.approx(expect, abs=1e-9), (n, a, b, r, expect)
+    assert got.shape[0] <= len(ids) + 2
+
+
+MAPS = [(n, kind) for n in PAIRWISE_RASTER
+        for kind in ("cum_curmap", "curmap_1_2", "voltmap_1_2", "curmap_max")
+        if (VERIFY / "baseline_results" / f"sgVerify{n}_{kind}.asc").exists()]
+
+
+@pytest.mark.skipif(not VERIFY.exists(), reason="../shared/circuitscape_verify not present")
+@pytest.mark.parametrize(("n", "kind"), MAPS or [(0, "none")])
+def test_circuitscape_verify_maps(n: int, kind: str):
+    if n == 0:
+        pytest.skip("no baseline maps")
+    res, _ = run_case(n)
+    base, _ = read_asc(VERIFY / "baseline_results" / f"sgVerify{n}_{kind}.asc")
+    got = {"cum_curmap": res.cumulative_current, "curmap_max": res.max_current,
+           "curmap_1_2": res.pair_currents.get((1, 2)),
+           "voltmap_1_2": res.voltages.get((1, 2))}[kind]
+    assert got is not None
+    # NaN in the baseline: Circuitscape's set_null_*_to_nodata wrote nodata where the value is 0
+    expect = np.where(np.isnan(base), 0.0, base)
+    np.testing.assert_allclose(got, expect, rtol=0, atol=5.0001e-7)
