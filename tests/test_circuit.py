@@ -143,3 +143,120 @@ def test_circuitscape_verify_maps(n: int, kind: str):
     # NaN in the baseline: Circuitscape's set_null_*_to_nodata wrote nodata where the value is 0
     expect = np.where(np.isnan(base), 0.0, base)
     np.testing.assert_allclose(got, expect, rtol=0, atol=5.0001e-7)
+
+
+# -- hand-computed circuits (always run) ---------------------------------------------------------
+
+def R(res, a: int = 1, b: int = 2) -> float:
+    row = res.pairs[(res.pairs["from"] == a) & (res.pairs["to"] == b)]
+    return float(row["resistance"].iloc[0])
+
+
+def test_series_strip():
+    res = pairwise(np.ones((1, 3)), np.array([[1, 0, 2]]), connectivity=4)
+    assert R(res) == pytest.approx(2.0, abs=1e-12)
+    np.testing.assert_allclose(res.cumulative_current, [[1, 1, 1]], atol=1e-12)
+    res = pairwise(np.ones((1, 3)), np.array([[1, 0, 2]]), voltage_maps=True)
+    np.testing.assert_allclose(res.voltages[(1, 2)], [[0, 1, 2]], atol=1e-12)  # 1 grounded
+
+
+def test_parallel_block_and_diagonal_rule():
+    focal = np.array([[1, 0], [0, 2]])
+    res4 = pairwise(np.ones((2, 2)), focal, connectivity=4)
+    assert R(res4) == pytest.approx(1.0, abs=1e-12)  # two paths of 2 ohm in parallel
+    np.testing.assert_allclose(res4.cumulative_current, [[1, 0.5], [0.5, 1]], atol=1e-12)
+    res8 = pairwise(np.ones((2, 2)), focal, connectivity=8)
+    # plus the diagonal of conductance 1/sqrt(2); the anti-diagonal carries nothing
+    assert R(res8) == pytest.approx(1 / (1 + 1 / math.sqrt(2)), abs=1e-12)
+
+
+def test_average_rules():
+    r = np.array([[1.0, 3.0]])
+    f = np.array([[1, 2]])
+    assert R(pairwise(r, f, avg="conductance")) == pytest.approx(1 / ((1 + 1 / 3) / 2))
+    assert R(pairwise(r, f, avg="resistance")) == pytest.approx(2.0)
+    g = np.array([[1.0, 1 / 3]])
+    assert R(pairwise(g, f, is_conductance=True)) == pytest.approx(1.5)
+
+
+def test_disconnected_pair_and_nodata():
+    r = np.array([[1.0, np.nan, 1.0, 1.0]])
+    res = pairwise(r, np.array([[1, 0, 2, 3]]))
+    assert R(res, 1, 2) == -1 and R(res, 1, 3) == -1
+    assert R(res, 2, 3) == pytest.approx(1.0)
+    # a focal node on a barrier cell has no node: -1
+    assert R(pairwise(np.array([[np.inf, 1.0, 1.0]]), np.array([[1, 0, 2]]))) == -1
+    m = res.matrix()
+    assert m.loc[1, 2] == -1 and m.loc[2, 2] == 0
+
+
+def test_focal_region_is_short_circuited():
+    strip = np.ones((1, 4))
+    assert R(pairwise(strip, np.array([[1, 0, 0, 2]]))) == pytest.approx(3.0)
+    assert R(pairwise(strip, np.array([[1, 1, 0, 2]]))) == pytest.approx(2.0)
+
+
+def test_other_regions_stay_ordinary_cells():
+    # Circuitscape 4: for pair (1, 2) only regions 1 and 2 are merged; region 3 = {1, 3} is
+    # ordinary habitat (merging it too would give 2)
+    res = pairwise(np.ones((1, 5)), np.array([[1, 3, 0, 3, 2]]))
+    assert R(res, 1, 2) == pytest.approx(4.0)
+    assert R(res, 1, 3) == pytest.approx(1.0)
+
+
+def test_polygon_merges_cells_and_points_inside_one_polygon():
+    strip = np.ones((1, 4))
+    poly = np.array([[0, 7, 7, 0]])
+    res = pairwise(strip, np.array([[1, 3, 4, 2]]), polygons=poly, voltage_maps=True)
+    assert R(res, 1, 2) == pytest.approx(2.0)
+    assert R(res, 3, 4) == 0.0  # same node
+    np.testing.assert_allclose(res.voltages[(1, 2)], [[0, 1, 1, 2]], atol=1e-12)
+
+
+def test_bad_values_are_errors():
+    with pytest.raises(InputError, match="resistance 0"):
+        pairwise(np.array([[1.0, 0.0]]), np.array([[1, 2]]))
+    with pytest.raises(InputError, match="negative"):
+        pairwise(np.array([[1.0, -2.0]]), np.array([[1, 2]]))
+    # conductance 0 is a barrier, not an error
+    assert R(pairwise(np.array([[1.0, 0.0, 1.0]]), np.array([[1, 0, 2]]),
+                      is_conductance=True)) == -1
+
+
+def test_dataarray_in_dataarray_out():
+    grid = GridSpec.from_bounds((500_000, 4_700_000, 500_030, 4_700_020), 10, "EPSG:4551")
+    r = make_raster(np.array([[1.0, 1.0, 1.0], [1.0, -9999.0, 1.0]]), grid, nodata=-9999.0,
+                    units="ohm", kind="continuous", chunks=None)
+    f = make_raster(np.array([[1, 0, 2], [0, 0, 0]]), grid, nodata=0, units="id",
+                    kind="categorical", chunks=None)
+    res = pairwise(r, f, connectivity=4)
+    assert R(res) == pytest.approx(2.0)
+    cur = res.cumulative_current
+    assert isinstance(cur, xr.DataArray)
+    assert GridSpec.of(cur) == grid
+    assert float(cur[1, 1]) == 0.0
+
+
+def _random_case(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    r = np.exp(rng.normal(0, 1.5, (n, n)))
+    r[rng.random((n, n)) < 0.15] = np.nan
+    focal = np.zeros((n, n), dtype=int)
+    for k, (i, j) in enumerate([(5, 5), (n - 6, n - 6), (5, n - 8), (n // 2, n // 3)], 1):
+        focal[i - 1:i + 2, j - 1:j + 2] = k
+        r[i - 1:i + 2, j - 1:j + 2] = 1.0
+    return r, focal
+
+
+@pytest.mark.parametrize("regions", [False, True])
+def test_multigrid_cg_matches_lu(regions: bool):
+    r, focal = _random_case(130, 3)
+    if not regions:
+        focal = np.where(focal > 0, 0, 0)
+        for k, (i, j) in enumerate([(5, 5), (124, 124), (5, 122), (65, 43)], 1):
+            focal[i, j] = k
+    a = pairwise(r, focal, solver="lu")
+    b = pairwise(r, focal, solver="cg", tol=1e-11)
+    assert (a.pairs["resistance"] > 0).all()
+    np.testing.assert_allclose(b.pairs["resistance"], a.pairs["resistance"], rtol=1e-8)
+    np.testing.assert_allclose(b.cumulative_current, a.cumulative_current, atol=1e-6)
