@@ -59,7 +59,7 @@ from gis.errors import GridMismatchError, InputError, SinkmapError
 log = logging.getLogger(__name__)
 
 SQRT2 = math.sqrt(2.0)
-LU_MAX_NODES = 400_000
+LU_MAX_NODES = 60_000
 
 
 @dataclass
@@ -359,7 +359,7 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
              pairs: Iterable[tuple[int, int]] | None = None, currents: bool = True,
              pair_maps: bool = False, voltage_maps: bool = False,
              solver: Literal["auto", "lu", "cg"] = "auto", tol: float = 1e-10,
-             lu_max_nodes: int = LU_MAX_NODES) -> CircuitResult:
+             lu_max_nodes: int = LU_MAX_NODES, batch: int = 4) -> CircuitResult:
     """Pairwise effective resistances between focal nodes (Circuitscape 4 raster pairwise).
 
     ``resistance``: 2-D array or DataArray (resistances, or conductances with
@@ -398,13 +398,15 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
     pair_list = _pair_list(ids, pairs)
 
     res = {p: -1.0 for p in pair_list}
+    pair_list_done = False
     ncell = g.size
     cum = np.zeros(ncell) if currents else None
     mx = np.zeros(ncell) if currents else None
     pcur: dict[tuple[int, int], np.ndarray] = {}
     pvolt: dict[tuple[int, int], np.ndarray] = {}
 
-    def record(p: tuple[int, int], gr: _Graph, v: np.ndarray | None, r: float) -> None:
+    def record(p: tuple[int, int], gr: _Graph, v: np.ndarray | None, r: float,
+               fixed: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         res[p] = r
         if v is None:
             return
@@ -414,6 +416,9 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
             nc = _node_currents(gr, v)
             cmap = np.zeros(ncell)
             cmap[has] = nc[lab[has]]
+            if fixed is not None:  # merged focal regions: 1 A through the merged node
+                cmap[fixed[0]] = 1.0
+                cmap[fixed[1]] = 1.0
             if currents:
                 cum[:] += cmap
                 np.maximum(mx, cmap, out=mx)
@@ -422,6 +427,9 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
         if voltage_maps:
             vmap = np.zeros(ncell)
             vmap[has] = v[lab[has]]
+            if fixed is not None:
+                vmap[fixed[0]] = 0.0
+                vmap[fixed[1]] = r
             pvolt[p] = vmap
 
     if not regions:
@@ -432,6 +440,22 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
         _solve_shared(gr, node_of, pair_list, record, solver, tol, lu_max_nodes, shape,
                       need_v=currents or pair_maps or voltage_maps)
     else:
+        order = np.argsort(fids, kind="stable")
+        sf, sc = fids[order], fcells[order]
+        starts = np.searchsorted(sf, ids)
+        ends = np.searchsorted(sf, ids, side="right")
+        cells_of = {int(i): sc[s:e] for i, s, e in zip(ids, starts, ends, strict=True)}
+        if solver == "cg" or (solver == "auto" and int(active.sum()) > lu_max_nodes):
+            label, n = _labels(active, pmap)
+            gr = _Graph(label, n, ea, eb, ew)
+            timings["graph"] = time.perf_counter() - t0
+            _solve_regions_shared(gr, cells_of, pair_list, record, tol, shape,
+                                  need_v=currents or pair_maps or voltage_maps,
+                                  batch=batch, timings=timings, t0=t0)
+            pair_list_done = True
+        else:
+            pair_list_done = False
+    if regions and not pair_list_done:
         order = np.argsort(fids, kind="stable")
         sf, sc = fids[order], fcells[order]
         starts = np.searchsorted(sf, ids)
@@ -579,3 +603,77 @@ def _solve_pair(gr: _Graph, a: int, b: int, p, record, solver, tol, lu_max_nodes
     v = np.zeros(gr.n)
     v[keep] = y
     record(p, gr, v if need_v else None, float(v[b]))
+
+
+def _solve_regions_shared(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list, record,
+                          tol: float, shape, need_v: bool, batch: int,
+                          timings: dict[str, float], t0: float) -> None:
+    """Focal regions on large grids, with Circuitscape 4's per-pair semantics but one
+    preconditioner: for the pair (i, j) the nodes of region i (with overlapping polygons) are
+    held at 0 V and those of region j at 1 V (the merged nodes of Circuitscape), every other
+    node is free; R = 1 / (current leaving region j). The systems are principal submatrices of
+    one graph Laplacian, solved together by masked block CG with one multigrid hierarchy built
+    on the Laplacian plus a ground conductance at every focal-region node."""
+    lab = gr.label
+    D = {}
+    for i, cells in cells_of.items():
+        d = np.unique(lab[cells])
+        D[i] = d[d >= 0]
+    todo = []
+    for p in pair_list:
+        di, dj = D[p[0]], D[p[1]]
+        if di.size == 0 or dj.size == 0:
+            continue
+        if np.intersect1d(di, dj).size:
+            record(p, gr, np.zeros(gr.n) if need_v else None, 0.0)
+            continue
+        common = np.intersect1d(gr.comp[di], gr.comp[dj])
+        if common.size:
+            todo.append((p, common))
+    if not todo:
+        return
+    comps = np.unique(np.concatenate([c for _, c in todo]))
+    nodes = np.flatnonzero(np.isin(gr.comp, comps))
+    loc = np.full(gr.n, -1, dtype=np.int64)
+    loc[nodes] = np.arange(nodes.size)
+    L = gr.laplacian(nodes)
+    shift = np.zeros(nodes.size)
+    dall = np.unique(np.concatenate(list(D.values())))
+    dall = loc[dall[loc[dall] >= 0]]
+    shift[dall] = gr.deg[nodes].mean()
+    amg = _AMG((L + sp.diags(shift)).tocsr(), _node_rc(gr, nodes, shape))
+    timings["multigrid setup"] = time.perf_counter() - t0 - timings.get("graph", 0.0)
+    comp_loc = gr.comp[nodes]
+    for k0 in range(0, len(todo), batch):
+        chunk = todo[k0:k0 + batch]
+        m = len(chunk)
+        mask = np.zeros((nodes.size, m), dtype=bool)
+        ind_j = np.zeros((nodes.size, m))
+        ind_i = np.zeros((nodes.size, m), dtype=bool)
+        for c, (p, common) in enumerate(chunk):
+            mask[:, c] = np.isin(comp_loc, common)
+            li, lj = loc[D[p[0]]], loc[D[p[1]]]
+            li, lj = li[li >= 0], lj[lj >= 0]
+            mask[li, c] = False
+            mask[lj, c] = False
+            ind_j[lj, c] = 1.0
+            ind_i[li, c] = True
+            # components reached only through region j sit at its potential
+            only_j = np.setdiff1d(np.unique(comp_loc[lj]), common)
+            if only_j.size:
+                ind_j[np.isin(comp_loc, only_j) & ~ind_i[:, c], c] = 1.0
+        B = -(L @ ind_j) * mask
+        X = _block_pcg(L, B, amg, tol, mask=mask) + ind_j
+        flux = np.einsum("ij,ij->j", (ind_j > 0) & ~mask, L @ X)
+        for c, (p, _) in enumerate(chunk):
+            r = float(1.0 / flux[c])
+            v = None
+            fixed = None
+            if need_v:
+                v = np.zeros(gr.n)
+                v[nodes] = X[:, c] * r
+                ci = np.union1d(cells_of[p[0]], np.flatnonzero(np.isin(lab, D[p[0]])))
+                cj = np.union1d(cells_of[p[1]], np.flatnonzero(np.isin(lab, D[p[1]])))
+                fixed = (ci, cj)
+            record(p, gr, v, r, fixed)
+        timings[f"pairs {k0 + 1}-{k0 + m}"] = time.perf_counter() - t0
