@@ -48,6 +48,14 @@ pixels only):
    it hangs on (bridge > loop > branch), and connector parts with no skeleton (small bumps)
    are branch.
 
+Known differences from the published GWB table for its example (8_1_1_1, see
+tests/test_mspa.py): core, background and missing are reproduced exactly (75.09 %, 1196;
+57.14 %, 2319; 270 px, 51); islet, edge and perforation within 0.05 points and 2 % of the
+object counts; loop + bridge + branch together within 0.01 points, but the split between them
+differs (GWB's exact rule for the width of loops/bridges versus branches is not published; here
+the whole width of a connector around a loop/bridge path is loop/bridge). GWB's openings hold
+185 px / 21 objects more than the background components that do not touch the image border.
+
 Parallel thinning deletes, in four directional sub-iterations (N, S, E, W border points), the
 simple points of the deletable set (Rosenfeld's directional parallel thinning), which
 preserves topology.
@@ -144,6 +152,7 @@ class _Thinner:
         self.simple = _simple_lut(conn)
         self.end = _end_lut(conn)
         self.nb = self.offs if conn == 8 else self.offs[[0, 2, 4, 6]]
+        self.slot = np.zeros(state.size, dtype=np.int32)  # scratch for de-duplication
 
     def code(self, idx: np.ndarray) -> np.ndarray:
         c = np.zeros(idx.size, dtype=np.uint8)
@@ -175,8 +184,10 @@ class _Thinner:
                 break
             rm = np.concatenate(removed)
             nb = (rm[:, None] + self.offs[None, :]).ravel()
-            nb = np.unique(nb[s[nb] == 1])
-            active = nb
+            nb = nb[s[nb] == 1]
+            pos = np.arange(nb.size, dtype=np.int32)
+            self.slot[nb] = pos
+            active = nb[self.slot[nb] == pos]
 
 
 def _check_params(edge_width: Any, connectivity: Any, transition: Any, intext: Any) -> None:
@@ -214,11 +225,28 @@ def _core_mask(fg: np.ndarray, bg: np.ndarray, edge_width: int, connectivity: in
         near_bg = ndi.binary_dilation(np.pad(bg, 1, mode="edge"), _S4)[1:-1, 1:-1]
         return fg & ~near_bg
     pad = int(np.ceil(t)) + 1
-    notbg = ~np.pad(bg, pad, mode="edge")
-    if not bg.any():
-        return fg.copy()
-    edt = ndi.distance_transform_edt(notbg)[pad:-pad, pad:-pad]
-    return fg & (edt > t)
+    near_bg = _dilate_disc(np.pad(bg, pad, mode="edge"), t)[pad:-pad, pad:-pad]
+    return fg & ~near_bg
+
+
+def _dilate_disc(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Dilation by the disc {d: |d| <= radius} (outside the array counts as empty), as the
+    union of row-shifted 1-D maximum filters (one per distinct half-width of the disc)."""
+    r = int(np.floor(radius))
+    m = mask.view(np.uint8)
+    rows = {}
+    out = np.zeros(mask.shape, dtype=bool)
+    h = mask.shape[0]
+    for dy in range(-r, r + 1):
+        hw = int(np.floor(np.sqrt(max(radius * radius - dy * dy, 0.0))))
+        if hw not in rows:
+            rows[hw] = ndi.maximum_filter1d(m, 2 * hw + 1, axis=1, mode="constant").view(bool)
+        f = rows[hw]
+        if dy >= 0:
+            out[dy:] |= f[:h - dy]
+        else:
+            out[:h + dy] |= f[-dy:]
+    return out
 
 
 def _near(mask: np.ndarray, edge_width: int, connectivity: int) -> np.ndarray:
@@ -228,9 +256,7 @@ def _near(mask: np.ndarray, edge_width: int, connectivity: int) -> np.ndarray:
         return ndi.maximum_filter(mask.view(np.uint8), size=3, mode="constant").view(bool)
     if connectivity == 4 and edge_width == 1:
         return ndi.binary_dilation(mask, _S4)
-    if not mask.any():
-        return mask.copy()
-    return ndi.distance_transform_edt(~mask) <= t
+    return _dilate_disc(mask, t)
 
 
 def _component_has(labels: np.ndarray, n: int, mask: np.ndarray) -> np.ndarray:

@@ -290,3 +290,16 @@ def test_mspa_file_round_trip(tmp_path):
         dst.write(np.array([[1, 5]], np.uint8), 1)
     with pytest.raises(InputError, match="0/1/2"):
         mspa_file(bad, tmp_path / "x.tif")
+
+
+def test_disc_core_matches_euclidean_distance():
+    from scipy import ndimage as ndi
+
+    from layers.mspa import _core_mask
+
+    rng = np.random.default_rng(1)
+    a = np.where(ndi.gaussian_filter(rng.random((60, 70)), 2) > 0.5, 2, 1).astype(np.uint8)
+    for ew, conn in ((2, 8), (3, 8), (2, 4), (5, 8)):
+        t = ew + 0.98 if conn == 8 else ew
+        edt = ndi.distance_transform_edt(np.pad(a != 1, 8, mode="edge"))[8:-8, 8:-8]
+        assert (_core_mask(a == 2, a == 1, ew, conn) == ((a == 2) & (edt > t))).all()
