@@ -105,6 +105,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="do not write the composite rasters (ndti_min, usable_dates)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
+    ms = sub.add_parser("mspa", help="Morphological Spatial Pattern Analysis (GuidosToolbox "
+                        "classes and bytes) of a 0 missing / 1 background / 2 foreground raster")
+    ms.add_argument("input", type=Path, help="GeoTIFF: 0 missing, 1 background, 2 foreground")
+    ms.add_argument("output", type=Path, help="output COG of MSPA bytes (uint8)")
+    ms.add_argument("--edge-width", type=int, default=1, help="edge width in pixels (1)")
+    ms.add_argument("--connectivity", type=int, choices=(8, 4), default=8,
+                    help="foreground connectivity (8; background then 4)")
+    ms.add_argument("--transition", type=int, choices=(0, 1), default=1,
+                    help="1: keep loop/bridge bytes inside edge/perforation (default)")
+    ms.add_argument("--intext", type=int, choices=(0, 1), default=1,
+                    help="1: +100 on features inside core holes (default)")
+    ms.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
     v = sub.add_parser("validate", help="check a project file and all its inputs, report every "
                        "problem, exit non-zero if any")
     v.add_argument("project", type=Path, help="project file (TOML)")
@@ -184,6 +197,14 @@ def _dispatch(args: argparse.Namespace) -> int:
                               verbose=not args.quiet)
         _report_tillage(args.out, summary)
         return 0
+    if args.command == "mspa":
+        from layers.mspa import mspa_file
+
+        st = mspa_file(args.input, args.output, edge_width=args.edge_width,
+                       connectivity=args.connectivity, transition=args.transition,
+                       intext=args.intext, overwrite=args.overwrite)
+        _report_mspa(args.output, st)
+        return 0
     if args.command == "demo":
         from sinkmap.demo import run_demo
 
@@ -192,6 +213,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         _report(res.out_dir, res.summary)
         return 0
     raise AssertionError(args.command)  # argparse guarantees a known command
+
+
+def _report_mspa(out: Path, st: dict) -> None:
+    for name in ("core", "islet", "perforation", "edge", "loop", "bridge", "branch"):
+        c = st.get("classes", {}).get(name)
+        if isinstance(c, dict):
+            print(f"{name:12s} {c.get('percent', float('nan')):6.2f} % of foreground, "
+                  f"{c.get('objects', 0):,} objects")
+    print(f"output: {out}")
 
 
 def _report_tillage(out: Path, s: dict) -> None:

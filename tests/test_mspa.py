@@ -303,3 +303,24 @@ def test_disc_core_matches_euclidean_distance():
         t = ew + 0.98 if conn == 8 else ew
         edt = ndi.distance_transform_edt(np.pad(a != 1, 8, mode="edge"))[8:-8, 8:-8]
         assert (_core_mask(a == 2, a == 1, ew, conn) == ((a == 2) & (edt > t))).all()
+
+
+def test_cli_mspa(tmp_path, capsys):
+    """`sinkmap mspa IN OUT` writes the byte raster and prints the class shares."""
+    import rasterio
+    from affine import Affine
+
+    from sinkmap.cli import main
+
+    a = np.ones((20, 20), np.uint8)
+    a[5:15, 5:15] = 2  # a 10 x 10 square: 8 x 8 core, a one-pixel edge ring
+    src = tmp_path / "in.tif"
+    with rasterio.open(src, "w", driver="GTiff", height=20, width=20, count=1, dtype="uint8",
+                       crs="EPSG:4551", transform=Affine(30, 0, 500_000, 0, -30, 4_700_000)) as d:
+        d.write(a, 1)
+    assert main(["-q", "mspa", str(src), str(tmp_path / "out.tif")]) == 0
+    with rasterio.open(tmp_path / "out.tif") as r:
+        out = r.read(1)
+    assert (out == 17).sum() == 64 and (out == 3).sum() == 36
+    assert "core" in capsys.readouterr().out
+    assert main(["-q", "mspa", str(src), str(tmp_path / "out.tif")]) == 2  # no overwrite
