@@ -192,9 +192,10 @@ class _Graph:
                  ew: np.ndarray):
         self.label = label  # flat, -1 = no node
         self.n = n
-        u, v = label[ea], label[eb]
+        u, v = label[ea].astype(np.int32), label[eb].astype(np.int32)
         keep = u != v
         self.u, self.v, self.w = u[keep], v[keep], ew[keep]
+        del u, v, keep
         W = sp.coo_matrix((self.w, (self.u, self.v)), shape=(n, n)).tocsr()
         W = W + W.T
         self.W = W
@@ -202,7 +203,7 @@ class _Graph:
         _, self.comp = connected_components(W, directed=False)
 
     def laplacian(self, nodes: np.ndarray) -> sp.csr_matrix:
-        W = self.W[nodes][:, nodes]
+        W = self.W if nodes.size == self.n else self.W[nodes][:, nodes]
         return (sp.diags(self.deg[nodes]) - W).tocsr()
 
 
@@ -254,6 +255,7 @@ class _AMG:
         self.sweeps = sweeps
         self.omega = omega
         rc = rc.copy()
+        A = A.astype(np.float32)  # a preconditioner needs no more precision; half the traffic
         while A.shape[0] > max_coarse:
             d = A.diagonal()
             dinv = 1.0 / d
@@ -264,17 +266,20 @@ class _AMG:
             if nc >= A.shape[0] * 0.9:
                 break
             n = A.shape[0]
-            T = sp.csr_matrix((np.ones(n), (np.arange(n), agg)), shape=(n, nc))
+            T = sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), agg)), shape=(n, nc))
             # rho(D^-1 A) <= 2 for a diagonally dominant Laplacian
-            P = (T - (4.0 / 3.0 / 2.0) * sp.diags(dinv) @ (A @ T)).tocsr()
+            P = (T - sp.diags((2.0 / 3.0 * dinv).astype(np.float32)) @ (A @ T)).tocsr()
+            P.data = P.data.astype(np.float32)
             R = P.T.tocsr()
             Ac = (R @ (A @ P)).tocsr()
+            dinv = dinv.astype(np.float32)
+            del T
             self.levels.append((A, dinv, P, R))
             first = np.zeros(nc, dtype=np.int64)
             first[agg] = np.arange(n)
             rc = rc[first]
             A = Ac
-        self.coarse = spla.splu(sp.csc_matrix(A), permc_spec="MMD_AT_PLUS_A")
+        self.coarse = spla.splu(sp.csc_matrix(A, dtype=np.float64), permc_spec="MMD_AT_PLUS_A")
 
     def _smooth(self, A, dinv, x, b):
         for _ in range(self.sweeps):
@@ -283,7 +288,7 @@ class _AMG:
 
     def _cycle(self, lev: int, b: np.ndarray) -> np.ndarray:
         if lev == len(self.levels):
-            return self.coarse.solve(b)
+            return self.coarse.solve(b.astype(np.float64)).astype(np.float32)
         A, dinv, P, R = self.levels[lev]
         x = self.omega * dinv[:, None] * b
         if self.sweeps > 1:
@@ -294,7 +299,7 @@ class _AMG:
         return self._smooth(A, dinv, x, b)
 
     def __call__(self, B: np.ndarray) -> np.ndarray:
-        return self._cycle(0, B)
+        return self._cycle(0, B.astype(np.float32)).astype(np.float64)
 
 
 def _block_pcg(A: sp.csr_matrix, B: np.ndarray, M, tol: float, maxiter: int = 500,
@@ -637,6 +642,7 @@ def _solve_regions_shared(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list
     loc = np.full(gr.n, -1, dtype=np.int64)
     loc[nodes] = np.arange(nodes.size)
     L = gr.laplacian(nodes)
+    gr.W = None  # free the adjacency: L is all that is needed from here
     shift = np.zeros(nodes.size)
     dall = np.unique(np.concatenate(list(D.values())))
     dall = loc[dall[loc[dall] >= 0]]
