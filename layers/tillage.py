@@ -44,7 +44,7 @@ from rasterio.windows import Window
 
 from gis.crs import crs_key, crs_label
 from gis.errors import CoefficientError, CRSMismatchError, InputError, SinkmapError
-from gis.grid import DEFAULT_CHUNK, GridSpec, make_raster
+from gis.grid import DEFAULT_CHUNK, GridSpec
 from gis.resources import packaged
 
 log = logging.getLogger(__name__)
@@ -630,43 +630,9 @@ def status_class(status: Any) -> np.ndarray:
                     np.where(s == "not_confirmed", CONVENTIONAL, None))
 
 
-def sample_composite(composite: Composite, points: gpd.GeoDataFrame) -> np.ndarray:
-    """minNDTI at point locations (the pixel containing each point; NaN outside or masked)."""
-    grid = composite.grid
-    if points.crs is None or crs_key(points.crs) != crs_key(grid.crs):
-        raise CRSMismatchError(f"samples are in {points.crs}, the grid in {grid.crs_wkt}",
-                               source=points.attrs.get("source"),
-                               fix="reproject the samples to the grid CRS first")
-    xy = shapely.get_coordinates(points.geometry.values)
-    if len(xy) != len(points):
-        raise InputError("point samples must be single points", source=points.attrs.get("source"),
-                         fix="give Point geometries (or polygons of sampled parcels)")
-    inv = ~grid.transform
-    cols, rows = inv * (xy[:, 0], xy[:, 1])
-    r = np.floor(rows).astype(np.int64)
-    c = np.floor(cols).astype(np.int64)
-    inside = (r >= 0) & (r < grid.height) & (c >= 0) & (c < grid.width)
-    out = np.full(len(points), np.nan)
-    if inside.any():
-        ri, ci = r[inside], c[inside]
-        data = composite.ndti_min.data
-        vals = data.vindex[ri, ci] if hasattr(data, "vindex") else np.asarray(data)[ri, ci]
-        out[inside] = np.asarray(vals.compute() if hasattr(vals, "compute") else vals)
-    return out
-
-
-def residue_raster(composite: Composite, model: ResidueModel) -> xr.DataArray:
-    """The residue cover % of the composite, on its grid (NaN where nothing was usable)."""
-    r = model.residue_pct(composite.ndti_min)
-    g = composite.grid
-    return make_raster(r.data, g, nodata=float("nan"), units="pct", kind="continuous",
-                       name="residue_pct", chunks=None)
-
-
 __all__ = [
     "CLASSES", "CONSERVATION", "CONVENTIONAL", "PERCENTILES", "STATUSES", "Composite",
     "DecisionRules", "Observation", "ResidueModel", "SeasonWindow", "accuracy", "calibrate",
     "decide", "evidence", "grouped_percentiles", "load_residue_model", "min_composite",
-    "normalize_practice", "observe", "observed_class", "parcel_evidence", "residue_raster",
-    "sample_composite", "status_class",
+    "normalize_practice", "observe", "observed_class", "parcel_evidence", "status_class",
 ]

@@ -53,6 +53,7 @@ import shapely
 from branca.element import Element, Figure, MacroElement
 
 from gis.errors import InputError
+from layers.tillage import STATUSES
 from maps.carbon_map import _CSS, _HtmlControl, _simplified_lonlat
 from maps.legend import Legend, continuous_legend, css_colour
 from maps.render import ColourRamp, esc, format_number, mercator_tolerance, texts_for
@@ -72,7 +73,6 @@ DEFAULT_FIELDS = {"id": "parcel_id", "township": "township", "practice": "declar
                   "area_mu": "declared_area_mu"}
 """Input columns of the declaration layer (as ``sinkmap tillage``'s defaults)."""
 
-STATUSES = ("confirmed", "not_confirmed", "undetermined")
 STATUS_COLOURS = {"confirmed": "#1a9641", "not_confirmed": "#e6550d", "undetermined": "#969696"}
 STATUS_STROKES = {"confirmed": "#0b5d25", "not_confirmed": "#a63603", "undetermined": "#525252"}
 CONVENTIONAL_FILL_OPACITY = 0.22

@@ -19,12 +19,12 @@ from layers.tillage import (
     accuracy,
     calibrate,
     decide,
+    evidence,
     grouped_percentiles,
     load_residue_model,
     min_composite,
     observe,
     parcel_evidence,
-    sample_composite,
     status_class,
 )
 
@@ -252,15 +252,17 @@ def test_no_imagery_is_undetermined():
     assert d.loc[0, "reason"] == "no imagery over the parcel in the window"
 
 
-def test_sample_composite_points():
+def test_evidence_at_points_in_the_same_pass():
     obs, _ = _three_dates()
     comp = min_composite(obs)
     x0, y0 = GRID.transform * (0.5, 0.5)
     x1, y1 = GRID.transform * (4.5, 2.5)
     pts = gpd.GeoDataFrame(geometry=[shapely.Point(x0, y0), shapely.Point(x1, y1),
                                      shapely.Point(0, 0)], crs=CRS)
-    v = sample_composite(comp, pts)
+    parcels = gpd.GeoDataFrame(geometry=[_cells(0, 0, 2, 3)], crs=CRS)
+    (ev,), v = evidence(comp, [parcels], points=pts, chunk=4)
     assert v[0] == pytest.approx(0.2) and v[1] == pytest.approx(0.05) and np.isnan(v[2])
+    assert ev.loc[0, "n_pixels"] == 6
 
 
 def test_accuracy_hand_computed():
