@@ -44,7 +44,7 @@ from rasterio.windows import Window
 
 from gis.crs import crs_key, crs_label
 from gis.errors import CoefficientError, CRSMismatchError, InputError, SinkmapError
-from gis.grid import DEFAULT_CHUNK, GridSpec
+from gis.grid import DEFAULT_CHUNK, GridSpec, make_raster
 from gis.resources import packaged
 
 log = logging.getLogger(__name__)
@@ -323,10 +323,8 @@ def min_composite(observations: Sequence[Observation]) -> Composite:
         covered = covered | o.covered
 
     def keep(da: xr.DataArray, units: str, nodata: float | None) -> xr.DataArray:
-        da = da.rio.write_crs(g.crs_wkt).rio.write_transform(g.transform)
-        da = da.rio.write_nodata(nodata, encoded=False)
-        da.attrs.update(units=units, kind="continuous")
-        return da
+        return make_raster(da.data, g, nodata=nodata, units=units, kind="continuous",
+                           chunks=None)
 
     return Composite(keep(ndti_min, "index", float("nan")), keep(n, "count", None),
                      keep(bits, "bits", None), keep(covered, "bool", None),

@@ -449,6 +449,7 @@ def _year_summary(inp: YearInput, parcels: gpd.GeoDataFrame, town: pd.DataFrame,
                   samples: pd.DataFrame | None, seconds: float) -> dict[str, Any]:
     usable = ev.attrs.get("date_usable_pixels", {})
     total_px = max(ev.attrs.get("parcel_pixels", 0), 1)
+    window = SeasonWindow.of(inp.year, *settings.window)
     reasons = parcels.loc[parcels["status"] == "undetermined", "reason"].str.replace(
         r"\d+", "N", regex=True).value_counts()
     out: dict[str, Any] = {
@@ -458,8 +459,7 @@ def _year_summary(inp: YearInput, parcels: gpd.GeoDataFrame, town: pd.DataFrame,
         "declared_area_mu_as_declared": _as_declared(parcels, settings),
         "area_flags": int((parcels["area_flag"] != "").sum()),
         "undetermined_reasons": {str(k): int(v) for k, v in reasons.items()},
-        "window": {"start": str(SeasonWindow.of(inp.year, *settings.window).start),
-                   "end": str(SeasonWindow.of(inp.year, *settings.window).end)},
+        "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
         "dates_used": [{"date": s.date.isoformat(), "scene": s.id, "sensor": s.sensor,
                         "cloud_cover_pct": s.cloud_cover,
                         "parcel_pixels_usable_pct": 100.0 * usable.get(s.date.isoformat(), 0)
