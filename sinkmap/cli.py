@@ -118,6 +118,45 @@ def _parser() -> argparse.ArgumentParser:
                     help="1: +100 on features inside core holes (default)")
     ms.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
+    e = sub.add_parser("ecology", help="ecological-protection pattern: MSPA cores ranked by dPC, "
+                       "resistance, least-cost corridors, circuit current, pinch points, "
+                       "barriers, zones with carbon, landscape metrics")
+    e.add_argument("--landcover", type=Path, required=True, help="land-cover raster (classes)")
+    e.add_argument("--scheme", default="gbt21010",
+                   help="class scheme of the land cover: a shipped name or a CSV (gbt21010)")
+    e.add_argument("--dem", type=Path, help="DEM for the slope factor of the resistance")
+    e.add_argument("--align-dem", action="store_true",
+                   help="resample the DEM (bilinear) onto the land-cover grid if it differs")
+    e.add_argument("--roads", type=Path, help="road lines for the distance-to-road factor")
+    e.add_argument("--zones", type=Path, help="ecological zones (polygons) instead of the "
+                   "derived core / corridor / buffer / other zones")
+    e.add_argument("--zone-field", help="zone name column of --zones (default: row number)")
+    e.add_argument("--region", type=Path, help="study-area polygon (cells outside are missing)")
+    e.add_argument("--out", type=Path, required=True, help="output folder")
+    e.add_argument("--cores", type=int, default=5, help="number of cores to select (5)")
+    e.add_argument("--corridors", type=int, default=3, help="number of corridors to select (3)")
+    e.add_argument("--min-core-ha", dest="min_core_ha", type=float,
+                   help="smallest MSPA core patch that can be a core, ha (100)")
+    e.add_argument("--min-core-gap", dest="min_core_gap_m", type=float,
+                   help="least edge-to-edge distance between selected cores, m (2000)")
+    e.add_argument("--edge-width", dest="edge_width", type=int, help="MSPA edge width, cells (1)")
+    e.add_argument("--threshold", dest="threshold_m", type=float,
+                   help="dPC distance threshold, m, where p = 0.5 (2000)")
+    e.add_argument("--corridor-cwd", dest="corridor_cwd", type=float,
+                   help="corridor width as cost-weighted distance above the least-cost path "
+                   "(5000)")
+    e.add_argument("--buffer-cwd", dest="buffer_cwd", type=float,
+                   help="buffer zone: cost-weighted distance from a core (default = corridor)")
+    e.add_argument("--circuit-factor", dest="circuit_factor", type=int,
+                   help="solve the circuit on k x k coarser cells (1)")
+    e.add_argument("--no-circuit", action="store_true", help="skip the circuit current")
+    e.add_argument("--habitat", nargs="+", help="habitat classes (canonical names or codes)")
+    e.add_argument("--carbon-table", default="default",
+                   help="carbon table for the zones' stocks (shipped name or CSV; 'none' to skip)")
+    e.add_argument("--resistance-table", type=Path, help="CSV replacing resistance_classes.csv")
+    e.add_argument("--lang", choices=("zh", "en"), default="zh", help="zone names language")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+
     v = sub.add_parser("validate", help="check a project file and all its inputs, report every "
                        "problem, exit non-zero if any")
     v.add_argument("project", type=Path, help="project file (TOML)")
@@ -196,6 +235,19 @@ def _dispatch(args: argparse.Namespace) -> int:
                               args.out, settings_from_args(args), overwrite=args.overwrite,
                               verbose=not args.quiet)
         _report_tillage(args.out, summary)
+        return 0
+    if args.command == "ecology":
+        from sinkmap.ecology_cmd import EcologyInputs, brief, run_ecology, settings_from_args
+
+        inputs = EcologyInputs(
+            landcover=args.landcover, scheme=args.scheme, dem=args.dem, align_dem=args.align_dem,
+            roads=args.roads, zones=args.zones, zone_field=args.zone_field, region=args.region,
+            carbon_table=None if args.carbon_table == "none" else args.carbon_table,
+            resistance_classes=args.resistance_table)
+        summary = run_ecology(inputs, args.out, settings_from_args(args),
+                              overwrite=args.overwrite, verbose=not args.quiet)
+        print("\n".join(brief(summary)))
+        print(f"outputs: {args.out}")
         return 0
     if args.command == "mspa":
         from layers.mspa import mspa_file
