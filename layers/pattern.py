@@ -13,7 +13,11 @@ land-cover raster (sources -> resistance -> corridors -> nodes, methods notes se
 4. **Importance** (:func:`layers.connectivity.core_importance`): dPC and dIIC of every candidate
    from edge-to-edge Euclidean distances, with the distance threshold and the dispersal
    probability at it (Conefor convention: p = 0.5 at 2,000 m by default); A_L is the region's
-   valid area. The ``n_cores`` cores of highest dPC are *selected* (the plan's "five cores").
+   valid area. The ``n_cores`` cores of highest dPC that lie at least ``min_core_gap_m`` apart
+   (edge to edge; greedily, in dPC order) are *selected* (the plan's "five cores"): MSPA often
+   splits one forest into core patches a few cells apart, and five cores in one forest would
+   make corridors of a few metres. ``rank`` numbers the selected cores 1..N, then the other
+   candidates, both in dPC order (``dPC_rank``: the plain order by dPC).
 5. **Resistance** (:func:`layers.resistance.resistance_surface`): NaN outside the region and on
    land-cover nodata. NaN is a barrier everywhere downstream; a resistance <= 0 cannot come from
    the shipped tables (a user table with one is refused when it is loaded).
@@ -37,8 +41,8 @@ land-cover raster (sources -> resistance -> corridors -> nodes, methods notes se
    resistance in the region, the best habitat). Improvement = LCD minus that (>= 0), in
    cost-weighted metres and in % of LCD, at the radius with the best improvement per metre
    restored (improvement / 2r, Barrier Mapper's per-unit-distance score; radii of its demo:
-   400, 800 and 1,200 m). Searched over each selected corridor's bounding box; barrier polygons are
-   8-connected groups of circle centres with an improvement >= ``barrier_min_pct``.
+   400, 800 and 1,200 m). Barrier polygons are 8-connected groups of circle centres inside the
+   corridor polygon with an improvement >= ``barrier_min_pct`` % of LCD.
 10. **Zones**: supplied polygons, or derived by this rule (first match wins): *core* = the
     selected cores; *corridor* = the selected corridor polygons; *buffer* = cells within
     ``buffer_cwd`` cost-weighted metres of a selected core (the least of the cores' CWD);
@@ -279,7 +283,7 @@ def disc_minimum(a: np.ndarray, radius_cells: int) -> np.ndarray:
 
 
 def group_polygons(labels: np.ndarray, transform: Any) -> dict[int, shapely.Geometry]:
-    """Polygons of the groups of a label raster (label > 0), by label."""
+    """Polygons of the groups of a label raster (label > 0), by label (valid geometries)."""
     mask = labels > 0
     if not mask.any():
         return {}
@@ -287,7 +291,9 @@ def group_polygons(labels: np.ndarray, transform: Any) -> dict[int, shapely.Geom
     for g, v in rasterio.features.shapes(labels.astype(np.int32), mask=mask,
                                          transform=transform, connectivity=8):
         parts.setdefault(int(v), []).append(shapely.geometry.shape(g))
-    return {k: (p[0] if len(p) == 1 else shapely.union_all(p)) for k, p in sorted(parts.items())}
+    out = {k: (p[0] if len(p) == 1 else shapely.union_all(p)) for k, p in sorted(parts.items())}
+    # 8-connected outlines can touch themselves at a corner (an invalid ring): repair those
+    return {k: (g if g.is_valid else shapely.make_valid(g)) for k, g in out.items()}
 
 
 def _groups(mask: np.ndarray, min_cells: int) -> tuple[np.ndarray, np.ndarray]:
@@ -390,7 +396,8 @@ def barriers(linkage: Linkage, corridors: gpd.GeoDataFrame, corridor_masks: dict
             better = rate > best_rate
             best[better], best_rate[better], best_r[better] = imp[better], rate[better], radius
         pct = 100.0 * best / float(rec.cost)
-        lab, ids = _groups((pct >= min_pct) & (best > 0), 1)
+        inside = mask[r0:r1, c0:c1]
+        lab, ids = _groups((pct >= min_pct) & (best > 0) & inside, 1)
         if not ids.size:
             continue
         sub_t = graph.transform * graph.transform.translation(c0, r0)
@@ -530,10 +537,14 @@ def ecological_pattern(landcover: xr.DataArray, scheme: ClassScheme, *,
             source=landcover.attrs.get("source", "land cover"),
             fix=f"ask for --cores {len(selected)}, or lower --min-core-gap / --min-core-ha")
     table["selected"] = table["core_id"].isin(selected)
+    table["dPC_rank"] = table["rank"]
+    # rank: the selected cores 1..N in dPC order, then the other candidates by dPC
+    table = table.sort_values(["selected", "dPC_rank"], ascending=[False, True])
+    table["rank"] = np.arange(1, len(table) + 1)
     geoms = group_polygons(labels, grid.transform)
     cores = gpd.GeoDataFrame(
-        table[["core_id", "rank", "selected", "area", "dPC", "dPC_intra", "dPC_flux",
-               "dPC_connector", "dIIC"]].rename(columns={"area": "area_ha"}),
+        table[["core_id", "rank", "selected", "dPC_rank", "area", "dPC", "dPC_intra",
+               "dPC_flux", "dPC_connector", "dIIC"]].rename(columns={"area": "area_ha"}),
         geometry=[geoms[int(c)] for c in table["core_id"]], crs=grid.crs)
     lap("cores")
 

@@ -40,10 +40,12 @@ class Page:
 T = {
     "zh": {"atlas": "碳汇与土地利用图集", "density": "碳密度", "pool": "碳库", "lu": "土地利用",
            "change": "土地利用变化", "compare": "土地利用对比", "tillage": "保护性耕作核查",
+           "ecology": "生态保护格局",
            "index_note": "离线图集：所有地图均为单个文件，无需联网。"},
     "en": {"atlas": "Carbon-sink and land-use atlas", "density": "Carbon density",
            "pool": "Carbon pool", "lu": "Land use", "change": "Land-use change",
            "compare": "Land use compared", "tillage": "Conservation tillage",
+           "ecology": "Ecological-protection pattern",
            "index_note": "Offline atlas: every map is one self-contained file and needs no "
            "network."},
 }
@@ -161,6 +163,10 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
             m, description = _tillage_page(run_dir, manifest, zones, name, note, lang)
             save(m, stage / "tillage.html")
             pages.append(Page("tillage.html", t["tillage"], description))
+        if (run_dir / "ecology" / "summary.json").exists():
+            m, description = _ecology_page(run_dir / "ecology", zones, name, note, lang)
+            save(m, stage / "ecology.html")
+            pages.append(Page("ecology.html", t["ecology"], description))
         if print_maps:
             from sinkmap.publish import write_print_maps
 
@@ -175,6 +181,23 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
         (stage / "index.html").write_text(index_html(pages, t["atlas"], name, t["index_note"],
                                                      lang), encoding="utf-8")
     return run_dir / "maps" / "index.html"
+
+
+def _ecology_page(folder: Path, zones: Any, name: str, note: str, lang: str
+                  ) -> tuple[folium.Map, str]:
+    """The ecological-protection pattern map of ``folder`` and its index line."""
+    from maps.ecology_map import ecology_map
+
+    s = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    m = ecology_map(folder, zones, lang=lang, title=f"{name} — {T[lang]['ecology']}",
+                    source_note=note, zone_label="name")
+    if lang == "zh":
+        description = (f"生态源地 {s['n_cores_selected']} 处，廊道 {s['n_corridors']} 条，"
+                       f"夹点 {s['n_pinchpoints']} 处，障碍点 {s['n_barriers']} 处")
+    else:
+        description = (f"{s['n_cores_selected']} cores, {s['n_corridors']} corridors, "
+                       f"{s['n_pinchpoints']} pinch points, {s['n_barriers']} barriers")
+    return m, description
 
 
 def _tillage_page(run_dir: Path, manifest: dict[str, Any], zones: Any, name: str, note: str,

@@ -57,6 +57,16 @@ years_since = 0              # completed years since rewetting (0-19: first phas
 inventory = "inputs/forest_inventory.gpkg"
 table = "default"            # volume -> biomass factors per species group
 
+[ecology]                    # optional: ecological-protection pattern (sinkmap ecology)
+roads = "inputs/roads.gpkg"  # optional: distance-to-road resistance factor
+cores = 5                    # cores to select (MSPA core patches ranked by dPC)
+corridors = 3                # corridors to select (least-cost, ranked by cost)
+# zones = "inputs/eco_zones.gpkg"; zone_field = "name"   # else derived zones
+# also: min_core_ha, min_core_gap_m, edge_width, threshold_m, probability, corridor_cwd,
+# buffer_cwd, circuit, circuit_factor, pinch_quantile, barrier_radii_m, barrier_min_pct,
+# habitat = [...], align_dem, resistance_table; the DEM is [region] dem, the region its
+# boundary, the land cover the last year, the zones' carbon the run's density of that year
+
 [uncertainty]
 draws = 1000                 # Monte Carlo draws (seeded, reproducible)
 seed = 0
@@ -123,6 +133,8 @@ class ProjectConfig:
     tillage_year: int | None = None
     tillage_samples: Path | None = None
     tillage_options: dict[str, Any] = field(default_factory=dict)
+    dem: Path | None = None
+    ecology: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -133,11 +145,16 @@ class ProjectConfig:
         paths = [self.zones, *self.landcover.values()]
         paths += [p for p in (self.boundary, self.parcels, self.forest_inventory,
                               self.tillage_imagery, self.tillage_samples) if p]
+        if self.ecology is not None:
+            paths += [v for k, v in self.ecology.items() if k in ECOLOGY_PATHS and v]
         for ref in (self.scheme, self.carbon_table):
             p = self.path.parent / ref
             if p.suffix.lower() == ".csv":
                 paths.append(p)
         return paths
+
+
+ECOLOGY_PATHS = ("roads", "zones", "resistance_table")
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -180,6 +197,22 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
     unc, val = section("uncertainty"), section("valuation")
     farm, wet, forest = section("farmland"), section("wetland"), section("forest")
     till = section("tillage")
+    eco = section("ecology") if "ecology" in raw else None
+    ecology = None
+    if eco is not None:
+        from sinkmap.ecology_cmd import SETTING_KEYS, settings_from_mapping
+
+        try:
+            settings_from_mapping(eco).check()
+        except SinkmapError as e:
+            problems.append(f"[ecology] {e.problem}")
+        other = {*ECOLOGY_PATHS, "zone_field", "align_dem"}
+        unknown = sorted(set(eco) - set(SETTING_KEYS) - other)
+        if unknown:
+            problems.append(f"[ecology] unknown key(s) {unknown}; known: "
+                            f"{', '.join(sorted(set(SETTING_KEYS) | other))}")
+        ecology = {k: (_resolve(base, v) if k in ECOLOGY_PATHS and isinstance(v, str) else v)
+                   for k, v in eco.items()}
     if till:
         if not isinstance(farm.get("parcels"), str):
             problems.append("[tillage] needs the parcels of [farmland] parcels = \"...\"")
@@ -258,6 +291,8 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
         tillage_samples=(_resolve(base, till["samples"]) if isinstance(till.get("samples"), str)
                          else None),
         tillage_options={k: v for k, v in till.items() if k not in ("imagery", "year", "samples")},
+        dem=_resolve(base, region["dem"]) if isinstance(region.get("dem"), str) else None,
+        ecology=ecology,
         raw=raw,
     )
     if problems:
@@ -342,12 +377,18 @@ def validate(cfg: ProjectConfig, *, scan_codes: bool = True) -> list[str]:
                 add(cfg.landcover[y], f"grid ({g.describe()}) differs from {y0} "
                     f"({grids[y0].describe()}); fix: align it with gis.grid.align_to "
                     "(nearest/mode resampling for classes)")
+    if (cfg.ecology or {}).get("resistance_table") is not None \
+            and not Path(cfg.ecology["resistance_table"]).exists():  # type: ignore[index]
+        add(cfg.ecology["resistance_table"], "[ecology] resistance_table does not exist")  # type: ignore[index]
     for name, path in (("imagery", cfg.tillage_imagery), ("samples", cfg.tillage_samples)):
         if path is not None and not path.exists():
             add(path, f"[tillage] {name} does not exist")
+    eco = cfg.ecology or {}
     for name, path in (("zones", cfg.zones), ("boundary", cfg.boundary),
                        ("farmland parcels", cfg.parcels),
-                       ("forest inventory", cfg.forest_inventory)):
+                       ("forest inventory", cfg.forest_inventory),
+                       ("[ecology] roads", eco.get("roads")),
+                       ("[ecology] zones", eco.get("zones"))):
         if path is None:
             continue
         if not path.exists() or path.is_dir():

@@ -64,6 +64,12 @@ samples = "inputs/imagery_2025/field_samples.gpkg"
 [wetland]
 years_since = 0
 
+[ecology]
+roads = "inputs/roads.gpkg"
+cores = 5
+corridors = 3
+circuit_factor = 3
+
 [forest]
 inventory = "inputs/forest_inventory.gpkg"
 

@@ -242,6 +242,18 @@ def run_ecology(inputs: EcologyInputs, out_dir: str | Path, settings: PatternSet
     return summary
 
 
+def project_inputs(cfg: Any) -> tuple[EcologyInputs, PatternSettings]:
+    """The inputs and settings of a project's ``[ecology]`` step: the last land-cover year,
+    the project's scheme, ``[region]`` boundary and DEM, the ``[ecology]`` options."""
+    eco = dict(cfg.ecology or {})
+    inputs = EcologyInputs(
+        landcover=cfg.landcover[cfg.years[-1]], scheme=cfg.scheme, dem=cfg.dem,
+        align_dem=bool(eco.get("align_dem", False)), roads=eco.get("roads"),
+        zones=eco.get("zones"), zone_field=eco.get("zone_field"), region=cfg.boundary,
+        carbon_table=None, resistance_classes=eco.get("resistance_table"))
+    return inputs, replace(settings_from_mapping(eco), lang=cfg.lang)
+
+
 def settings_from_args(args: Any) -> PatternSettings:
     """PatternSettings from the parsed ``sinkmap ecology`` arguments."""
     values: dict[str, Any] = {"cores": args.cores, "corridors": args.corridors}
@@ -286,6 +298,7 @@ __all__ = [
     "EcologyInputs",
     "brief",
     "compute",
+    "project_inputs",
     "read_dem",
     "run_ecology",
     "settings_from_args",

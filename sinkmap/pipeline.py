@@ -120,7 +120,8 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True,
     summary.json, the manifest and the atlas are written, so it can add to the summary.
     """
     steps = Steps(total=5 + 2 * len(cfg.years) + cfg.atlas
-                  + (4 if cfg.tillage_imagery is not None else 0), verbose=verbose)
+                  + (4 if cfg.tillage_imagery is not None else 0)
+                  + (cfg.ecology is not None), verbose=verbose)
     with steps.step("validate inputs"):
         problems = validate(cfg)
         if problems:
@@ -177,6 +178,10 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True,
                 int(cfg.tillage_year or y1), cfg.tillage_imagery, cfg.parcels,  # type: ignore
                 cfg.tillage_samples)], settings, steps=steps)
             confirmed = confirmed_by_township(tres[-1].parcels, settings)
+        ecology = None
+        if cfg.ecology is not None:
+            with steps.step("ecological-protection pattern (MSPA, cores, corridors, circuit)"):
+                ecology = ecology_into(stage / "ecology", cfg, densities[y1])
         with steps.step("township tables"):
             change = None
             if y1 != y0:  # over cells valid in both years (as InVEST's change map)
@@ -191,6 +196,8 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True,
                 town, summary["farmland_soc"] = farmland_soc(cfg, town, confirmed)
             if tillage is not None:
                 summary["tillage"] = tillage_brief(tillage)
+            if ecology is not None:
+                summary["ecology"] = ecology
             if y1 != y0:
                 matrix = transition_matrix(landcovers[y0], landcovers[y1], table)
                 write_transitions(stage, matrix, scheme)
@@ -247,6 +254,20 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True,
             write_manifest(stage / "manifest.json", inputs=inputs, outputs_dir=stage,
                            parameters=params, timings=steps.timings, input_base=cfg.path.parent)
     return RunResult(cfg.out_dir, summary)
+
+
+def ecology_into(folder: Path, cfg: ProjectConfig, density: Any) -> dict[str, Any]:
+    """The ``[ecology]`` step: the pattern of the last year into ``folder`` (its zones' carbon
+    from the run's density of that year); returns the short summary for summary.json."""
+    from sinkmap.ecology_cmd import compute, project_inputs, write_outputs
+
+    inputs, settings = project_inputs(cfg)
+    pattern, zones = compute(inputs, settings, density=density)
+    folder.mkdir()
+    s = write_outputs(folder, pattern, zones, {"year": cfg.years[-1]})
+    keep = ("year", "n_cores_found", "n_cores_selected", "n_corridors", "n_pinchpoints",
+            "n_barriers", "selected_cores", "corridors", "unreachable_pairs", "zones")
+    return {k: s[k] for k in keep if k in s} | {"folder": "ecology/"}
 
 
 def township_table(cfg: ProjectConfig, zones: gpd.GeoDataFrame,

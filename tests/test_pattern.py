@@ -144,6 +144,8 @@ def test_pattern_on_four_forests():
     # A and B are 20 cells apart (edge to edge of the cores: cols 23 -> 46 = 22 cells gap)
     sel = p.cores[p.cores["selected"]]
     assert set(sel["area_ha"].round(2)) == {29.16, 9.0}
+    assert sorted(sel["rank"]) == [1, 2, 3]  # the selected cores come first
+    assert (sel.sort_values("rank")["dPC"].diff().dropna() <= 0).all()
     assert len(p.links) == 3 and p.links["reachable"].all()
     assert len(p.corridors) == 2 and (p.corridors["area_ha"] > 0).all()
     # the cheapest link between A's and B's cores: 22 cells of dry land between them?
@@ -304,10 +306,7 @@ def test_dem_on_another_grid_needs_explicit_alignment(files):
 def test_cli_ecology(files, capsys):
     from sinkmap.cli import main
 
-    rc = main(["ecology", "--landcover", str(files / "lc.tif"), "--out", str(files / "cli"),
-               "--cores", "2", "--corridors", "1", "--min-core-ha", "5", "--min-core-gap", "0",
-               "--corridor-cwd", "300", "--lang", "en", "-q"] if False else
-              ["-q", "ecology", "--landcover", str(files / "lc.tif"), "--out",
+    rc = main(["-q", "ecology", "--landcover", str(files / "lc.tif"), "--out",
                str(files / "cli"), "--cores", "2", "--corridors", "1", "--min-core-ha", "5",
                "--min-core-gap", "0", "--corridor-cwd", "300", "--lang", "en"])
     assert rc == 0
