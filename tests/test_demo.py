@@ -69,6 +69,19 @@ def test_demo_outputs(demo):
     assert s["uncertainty"]["sink"]["p2_5_tC"] < s["change"]["stock_change_tC"] \
         < s["uncertainty"]["sink"]["p97_5_tC"]
     assert (o / "transitions.csv").is_file() and (o / "uncertainty.csv").is_file()
+    # the ecological-protection pattern: five cores, three corridors, zones with carbon
+    e = s["ecology"]
+    assert e["n_cores_selected"] == 5 and e["n_corridors"] == 3 and not e["unreachable_pairs"]
+    assert [c["rank"] for c in e["selected_cores"]] == [1, 2, 3, 4, 5]
+    for name in ("mspa.tif", "resistance.tif", "current.tif", "cores.gpkg", "corridors.gpkg",
+                 "pinchpoints.gpkg", "barriers.gpkg", "zones.gpkg", "landscape_metrics.csv"):
+        assert (o / "ecology" / name).is_file(), name
+    ez = gpd.read_file(o / "ecology" / "zones.gpkg")
+    # the derived zones tile the county: their stocks add up to the 2025 total
+    assert ez["stock_tC"].sum() == pytest.approx(s["totals"]["2025"]["stock_tC"], rel=1e-9)
+    assert ez["area_ha"].sum() == pytest.approx(s["totals"]["2025"]["valid_area_ha"], rel=1e-9)
+    assert set(ez["kind"]) == {"core", "corridor", "buffer", "other"}
+    assert (o / "maps" / "ecology.html").is_file()
     # the offline atlas, with the DEM's hillshade as backdrop
     assert "sinkmap-hillshade" in (o / "maps" / "carbon_total.html").read_text(encoding="utf-8")
     m = json.loads((o / "manifest.json").read_text())

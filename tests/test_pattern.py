@@ -316,3 +316,39 @@ def test_cli_ecology(files, capsys):
                str(files / "cli2"), "--min-core-ha", "5"])
     assert rc == 2  # 5 cores asked, the map has 4: a one-line error, no traceback
     assert "only" in capsys.readouterr().err
+
+
+def test_project_ecology_section_is_checked(tmp_path):
+    from gis.errors import ConfigError
+    from sinkmap.config import load_config
+
+    body = """
+[project]
+name = "t"
+[zones]
+path = "z.gpkg"
+id_field = "id"
+name_field = "name"
+[landcover]
+scheme = "gbt21010"
+[landcover.years]
+2020 = "lc.tif"
+[ecology]
+cores = "five"
+corridor = 3
+roads = "roads.gpkg"
+"""
+    p = tmp_path / "p.toml"
+    p.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert "cores must be a number" in str(e.value)
+    assert "unknown key(s) ['corridor']" in str(e.value)
+    p.write_text(body.replace('cores = "five"\ncorridor = 3', "cores = 4"), encoding="utf-8")
+    cfg = load_config(p)
+    assert cfg.ecology is not None and cfg.ecology["roads"] == (tmp_path / "roads.gpkg")
+    from sinkmap.ecology_cmd import project_inputs
+
+    inputs, settings = project_inputs(cfg)
+    assert settings.n_cores == 4 and inputs.roads == tmp_path / "roads.gpkg"
+    assert inputs.landcover == tmp_path / "lc.tif" and inputs.carbon_table is None
