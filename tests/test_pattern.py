@@ -352,3 +352,19 @@ roads = "roads.gpkg"
     inputs, settings = project_inputs(cfg)
     assert settings.n_cores == 4 and inputs.roads == tmp_path / "roads.gpkg"
     assert inputs.landcover == tmp_path / "lc.tif" and inputs.carbon_table is None
+
+
+def test_resistance_zero_or_nan_in_a_user_table_is_refused(files):
+    import pandas as pd
+
+    from gis.errors import CoefficientError
+    from gis.resources import packaged
+
+    t = pd.read_csv(packaged("tables", "resistance_classes.csv"))
+    t.loc[t["class"] == "forest", "resistance"] = 0
+    t.loc[t["class"] == "water", "resistance"] = float("nan")
+    t.to_csv(files / "res.csv", index=False)
+    inputs = EcologyInputs(landcover=files / "lc.tif", resistance_classes=files / "res.csv")
+    with pytest.raises(CoefficientError, match=r"> 0; not so for \['forest', 'water'\]"):
+        run_ecology(inputs, files / "bad", small_settings(), verbose=False)
+    assert not (files / "bad").exists()
