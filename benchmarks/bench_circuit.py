@@ -6,11 +6,16 @@ Runs in a fresh process per call so the peak RSS (ru_maxrss) is that of this run
 Focal nodes are 5 "cores" (focal regions of 3 x 3 cells) by default, or single cells with
 --points. Target (issue 6): 5 cores on 2000 x 2000 in < 20 s and < 2 GB.
 
-Measured (2 vCPU AMD EPYC, scipy 1.17, tol 1e-8, commit of this file): 2000 x 2000, 5 regions
-of 3 x 3 cells (10 pairs, Circuitscape's per-pair semantics): 119.6 s, peak RSS 3.0 GB -- the
-target is NOT met; 5 single-cell focal points: 27.6 s, 3.0 GB. 1000 x 1000 regions: 22.9 s,
-0.92 GB. For comparison pyamg 5.4 smoothed aggregation alone took 23 s setup + 9 s per solve and
-4.2 GB on the same 2000 x 2000 Laplacian here.
+Measured (2 vCPU AMD EPYC, scipy 1.17, default tol 1e-6, multigrid CG with the basis-of-harmonic-
+measures scheme of layers/circuit.py; another job was using one of the two cores during these
+runs, so they are pessimistic): 2000 x 2000, 5 regions of 3 x 3 cells (10 pairs, Circuitscape's
+per-pair semantics): 43 s, peak RSS 1.90 GB -- the time target is NOT met (memory is);
+5 single-cell focal points: 32 s, 1.90 GB. On a quieter machine an earlier state of the same
+scheme measured ~31 s for the regions. Roughly: 6 s edges + graph, 3 s multigrid setup, 15-20 s
+for the 4 basis solves (~15 CG iterations each at ~0.25-0.35 s), 1-1.5 s per pair (2-3 CG
+iterations plus the current map). Before (tol 1e-8, per-pair masked block CG with a Jacobi
+V-cycle): regions 119.6-140 s, 3.0 GB; points 27.6 s, 3.0 GB. For comparison pyamg 5.4 smoothed
+aggregation alone took 23 s setup + 9 s per solve and 4.2 GB on the same 2000 x 2000 Laplacian.
 """
 
 from __future__ import annotations
@@ -52,11 +57,12 @@ def main() -> None:
     ap.add_argument("--focal", type=int, default=5)
     ap.add_argument("--points", action="store_true")
     ap.add_argument("--solver", default="auto")
-    ap.add_argument("--tol", type=float, default=1e-8)
+    ap.add_argument("--tol", type=float, default=None, help="CG tolerance (default: pairwise's)")
     a = ap.parse_args()
     r, focal = landscape(a.size, a.focal, a.points)
     t = time.perf_counter()
-    res = pairwise(r, focal, solver=a.solver, tol=a.tol)
+    kw = {} if a.tol is None else {"tol": a.tol}
+    res = pairwise(r, focal, solver=a.solver, **kw)
     dt = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(res.pairs.to_string(index=False))

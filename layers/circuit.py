@@ -30,12 +30,17 @@ verification cases ``sgVerify1..14``, see ``tests/test_circuit.py``):
   Circuitscape zeroes branch currents below 1e-8 of the largest; sinkmap does not (a difference
   below 1e-8 A per branch).
 
-Solvers: a sparse LU (``scipy.sparse.linalg.splu``) of the grounded Laplacian of each connected
-component holding focal nodes, factorised once and reused for all pairs when there are no focal
-regions (k - 1 solves for k focal nodes: R_ij = X_ii + X_jj - 2 X_ij); above ``lu_max_nodes``
-nodes, preconditioned conjugate gradients with a smoothed-aggregation multigrid preconditioner
-built once on the grid (scipy only; pyamg is not needed) and all right-hand sides iterated
-together.
+Solvers: up to ``lu_max_nodes`` nodes a sparse LU (``scipy.sparse.linalg.splu``) of the grounded
+Laplacian: for focal points one factorisation per component serves all pairs (R_ij = X_ii + X_jj -
+2 X_ij), for focal regions each pair's merged graph is factorised. Above it (or ``solver="cg"``)
+one graph serves every pair, focal points and regions alike (:func:`_solve_cg`): the k - 1
+"harmonic measures" of the focal regions (each at 1 V, the others at 0 V), then per pair the
+least-energy combination of them -- exact for focal points, all but exact for regions, which CG
+on the pair's own system finishes in a few steps -- and R = 1 / energy, accurate to about the
+square of the solver's tolerance. CG is preconditioned by a smoothed-aggregation multigrid V-cycle
+(scipy only; pyamg is not needed) built once; ``tol`` is CG's relative residual (1e-6: the
+resistances then agree with a 1e-10 solve to ~1e-9 relative, the currents to ~1e-5 of the
+largest).
 """
 
 from __future__ import annotations
@@ -160,12 +165,15 @@ _DIRS4 = ((0, 1, 1.0), (1, 0, 1.0))
 _DIRS8 = (*_DIRS4, (1, 1, SQRT2), (1, -1, SQRT2))
 
 
-def _cell_edges(g: np.ndarray, connectivity: int, avg: str
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cell-index edges (a, b) and their conductances, vectorised over the grid."""
+Slice2 = tuple[slice, slice]
+
+
+def _grid_dirs(g: np.ndarray, connectivity: int, avg: str
+               ) -> list[tuple[Slice2, Slice2, np.ndarray]]:
+    """Per neighbour direction: the slices of the two ends and the edge conductances on the
+    grid (0 = no edge)."""
     nr, nc = g.shape
-    idx = np.arange(nr * nc, dtype=np.int64).reshape(nr, nc)
-    aa, bb, ww = [], [], []
+    out = []
     for dr, dc, div in (_DIRS4 if connectivity == 4 else _DIRS8):
         if dc >= 0:
             sa = (slice(0, nr - dr), slice(0, nc - dc))
@@ -174,31 +182,95 @@ def _cell_edges(g: np.ndarray, connectivity: int, avg: str
             sa = (slice(0, nr - dr), slice(-dc, nc))
             sb = (slice(dr, nr), slice(0, nc + dc))
         g1, g2 = g[sa], g[sb]
-        m = (g1 > 0) & (g2 > 0)
-        g1, g2 = g1[m], g2[m]
-        w = (g1 + g2) / 2.0 if avg == "conductance" else 2.0 * g1 * g2 / (g1 + g2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = (g1 + g2) / 2.0 if avg == "conductance" else 2.0 * g1 * g2 / (g1 + g2)
+        w[(g1 <= 0) | (g2 <= 0)] = 0.0
         if div != 1.0:
             w /= div
+        out.append((sa, sb, w))
+    return out
+
+
+def _cell_edges(dirs: list[tuple[Slice2, Slice2, np.ndarray]], shape: tuple[int, int]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell-index edges (a, b) and their conductances."""
+    idx = np.arange(shape[0] * shape[1], dtype=np.int64).reshape(shape)
+    aa, bb, ww = [], [], []
+    for sa, sb, w in dirs:
+        m = w > 0
         aa.append(idx[sa][m])
         bb.append(idx[sb][m])
-        ww.append(w)
+        ww.append(w[m])
     return np.concatenate(aa), np.concatenate(bb), np.concatenate(ww)
+
+
+def _cell_currents(label: np.ndarray, n: int, dirs: list[tuple[Slice2, Slice2, np.ndarray]],
+                   shape: tuple[int, int], v: np.ndarray) -> np.ndarray:
+    """max(inflow, outflow) per node for node voltages v, written to the node's cells (flat);
+    vectorised over the grid (``dirs`` with 0 on edges inside a merged node)."""
+    has = label >= 0
+    vc = np.zeros(label.size)
+    vc[has] = v[label[has]]
+    vc = vc.reshape(shape)
+    out = np.zeros(shape)
+    inn = np.zeros(shape)
+    for sa, sb, w in dirs:
+        i = vc[sa] - vc[sb]  # > 0: from a to b
+        i *= w
+        pos = np.maximum(i, 0.0)
+        out[sa] += pos
+        inn[sb] += pos
+        pos -= i  # the flow from b to a
+        inn[sa] += pos
+        out[sb] += pos
+        del i, pos
+    out, inn = out.ravel(), inn.ravel()
+    if n < int(has.sum()):  # merged nodes: sum over their cells
+        lab = label[has]
+        out[has] = np.bincount(lab, out[has], minlength=n)[lab]
+        inn[has] = np.bincount(lab, inn[has], minlength=n)[lab]
+    return np.maximum(out, inn, out=out)
 
 
 class _Graph:
     """Cells -> nodes labelling plus the node-space Laplacian."""
 
     def __init__(self, label: np.ndarray, n: int, ea: np.ndarray, eb: np.ndarray,
-                 ew: np.ndarray):
-        self.label = label  # flat, -1 = no node
-        self.n = n
+                 ew: np.ndarray, shape: tuple[int, int] | None = None):
         u, v = label[ea].astype(np.int32), label[eb].astype(np.int32)
         keep = u != v
-        self.u, self.v, self.w = u[keep], v[keep], ew[keep]
-        del u, v, keep
-        W = sp.coo_matrix((self.w, (self.u, self.v)), shape=(n, n)).tocsr()
+        u, v, w = u[keep], v[keep], ew[keep]
+        del keep
+        self.colors: np.ndarray | None = None
+        self.rc: np.ndarray | None = None
+        if shape is not None:
+            # number the nodes by multigrid colour (grid parity; nodes coupled to a neighbour
+            # of their own colour, i.e. merged polygons, go last) for the multicolour smoother
+            cells = np.flatnonzero(label >= 0)
+            first = np.zeros(n, dtype=np.int64)
+            first[label[cells][::-1]] = cells[::-1]
+            rc = np.stack([first // shape[1], first % shape[1]], axis=1)
+            del cells, first
+            col = _grid_colors(rc)
+            clash = col[u] == col[v]
+            if clash.any():
+                col[u[clash]] = 4
+                col[v[clash]] = 4
+            del clash
+            order = np.argsort(col, kind="stable")
+            rank = np.empty(n, dtype=np.int32)
+            rank[order] = np.arange(n, dtype=np.int32)
+            label = np.where(label >= 0, rank[np.maximum(label, 0)], -1)
+            u, v = rank[u], rank[v]
+            self.colors, self.rc = col[order], rc[order]
+            del order, rank, rc, col
+        self.label = label  # flat, -1 = no node
+        self.n = n
+        self.dirs: list[tuple[Slice2, Slice2, np.ndarray]] | None = None
+        self.u, self.v, self.w = u, v, w
+        W = sp.coo_matrix((w, (u, v)), shape=(n, n)).tocsr()
         W = W + W.T
-        self.W = W
+        self.W: sp.csr_matrix | None = W
         self.deg = np.asarray(W.sum(axis=1)).ravel()
         _, self.comp = connected_components(W, directed=False)
 
@@ -240,104 +312,205 @@ class _LU:
         return self.lu.solve(B)
 
 
+def _diag_positions(A: sp.csr_matrix) -> np.ndarray | None:
+    """Index into A.data of each row's diagonal entry (None if a row has none)."""
+    rows = np.repeat(np.arange(A.shape[0], dtype=A.indices.dtype), np.diff(A.indptr))
+    pos = np.flatnonzero(rows == A.indices)
+    return pos if pos.size == A.shape[0] else None
+
+
+def _grid_colors(rc: np.ndarray) -> np.ndarray:
+    """Colour 0..3 by the parity of (row, col): no two 8-neighbours share one."""
+    return ((rc[:, 0] & 1) * 2 + (rc[:, 1] & 1)).astype(np.int8)
+
+
+def _row_block(A: sp.csr_matrix, s: int, e: int) -> sp.csr_matrix:
+    """Rows s..e-1 of A as a CSR matrix sharing A's data and indices."""
+    ip = A.indptr[s:e + 1]
+    a, b = int(ip[0]), int(ip[-1])
+    return sp.csr_matrix((A.data[a:b], A.indices[a:b], (ip - a).astype(A.indptr.dtype)),
+                         shape=(e - s, A.shape[1]), copy=False)
+
+
+class _Level:
+    """One multigrid level: its matrix with the nodes sorted by colour, and a multicolour
+    Gauss-Seidel smoother (nodes of one colour are not coupled, so each colour is one
+    vectorised update). Nodes whose colour clashes with a neighbour's (merged polygons) form a
+    last class smoothed by damped Jacobi."""
+
+    def __init__(self, A: sp.csr_matrix, colors: np.ndarray):
+        self.A = A
+        self.dinv = (1.0 / A.diagonal()).astype(A.dtype)[:, None]  # x and b are n x k
+        bounds = np.searchsorted(colors, np.arange(6))
+        self.blocks: list[tuple[int, int, sp.csr_matrix, float]] = []
+        for c in range(5):
+            s, e = int(bounds[c]), int(bounds[c + 1])
+            if e > s:
+                self.blocks.append((s, e, _row_block(A, s, e), 1.0 if c < 4 else 0.5))
+
+    def forward(self, x: np.ndarray, b: np.ndarray, zero: bool) -> None:
+        for k, (s, e, Ab, w) in enumerate(self.blocks):
+            if zero and k == 0:
+                np.multiply(b[s:e], self.dinv[s:e], out=x[s:e])
+                if w != 1.0:
+                    x[s:e] *= w
+                continue
+            t = b[s:e] - Ab @ x
+            t *= self.dinv[s:e]
+            if w != 1.0:
+                t *= w
+            x[s:e] += t
+
+    def backward(self, x: np.ndarray, b: np.ndarray) -> None:
+        for s, e, Ab, w in reversed(self.blocks):
+            t = b[s:e] - Ab @ x
+            t *= self.dinv[s:e]
+            if w != 1.0:
+                t *= w
+            x[s:e] += t
+
+
+def _colour_sort(A: sp.csr_matrix, rc: np.ndarray) -> np.ndarray:
+    """Colours by grid parity, with clashing nodes (coupled to a neighbour of their colour)
+    moved to class 4."""
+    col = _grid_colors(rc)
+    rows = np.repeat(np.arange(A.shape[0], dtype=np.int32), np.diff(A.indptr))
+    clash = (col[rows] == col[A.indices]) & (rows != A.indices)
+    if clash.any():
+        col[rows[clash]] = 4
+    return col
+
+
 class _AMG:
     """Smoothed-aggregation multigrid on a grid graph (scipy only), used as a CG preconditioner.
 
     Aggregates are 3 x 3 blocks of the nodes' representative cells (then 3 x 3 blocks of those),
     so no strength-of-connection search is needed; prolongation is the tentative (piecewise
-    constant) one smoothed by one damped-Jacobi step; coarse operators are Galerkin P^T A P;
-    smoothing is damped Jacobi (symmetric, so the V-cycle is a valid CG preconditioner).
+    constant) one smoothed by one damped-Jacobi step; coarse operators are Galerkin P^T A P
+    (9-point stencils on the block grid again). The smoother is four-colour Gauss-Seidel,
+    forward before and backward after the coarse correction, so the V-cycle is symmetric (a
+    valid CG preconditioner). Single precision throughout: a preconditioner needs no more.
+
+    ``A``'s nodes must be sorted by ``colors`` (see :class:`_Graph`).
     """
 
-    def __init__(self, A: sp.csr_matrix, rc: np.ndarray, max_coarse: int = 3000,
-                 omega: float = 2.0 / 3.0, sweeps: int = 2):
-        self.levels: list[tuple[Any, ...]] = []
-        self.sweeps = sweeps
-        self.omega = omega
-        rc = rc.copy()
-        A = A.astype(np.float32)  # a preconditioner needs no more precision; half the traffic
+    def __init__(self, A: sp.csr_matrix, rc: np.ndarray, colors: np.ndarray,
+                 max_coarse: int = 3000):
+        self.levels: list[tuple[_Level, sp.csr_matrix]] = []
+        rc = rc // 1
+        if A.dtype != np.float32:
+            A = A.astype(np.float32)
         while A.shape[0] > max_coarse:
-            d = A.diagonal()
-            dinv = 1.0 / d
+            n = A.shape[0]
+            lev = _Level(A, colors)
             rc //= 3
-            key = rc[:, 0] * (int(rc[:, 1].max()) + 1) + rc[:, 1]
+            key = rc[:, 0].astype(np.int64) * (int(rc[:, 1].max()) + 1) + rc[:, 1]
             uniq, agg = np.unique(key, return_inverse=True)
             nc = uniq.size
-            if nc >= A.shape[0] * 0.9:
+            if nc >= n * 0.9:
                 break
-            n = A.shape[0]
-            T = sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), agg)), shape=(n, nc))
-            # rho(D^-1 A) <= 2 for a diagonally dominant Laplacian
-            P = (T - sp.diags((2.0 / 3.0 * dinv).astype(np.float32)) @ (A @ T)).tocsr()
-            P.data = P.data.astype(np.float32)
-            R = P.T.tocsr()
-            Ac = (R @ (A @ P)).tocsr()
-            dinv = dinv.astype(np.float32)
-            del T
-            self.levels.append((A, dinv, P, R))
             first = np.zeros(nc, dtype=np.int64)
             first[agg] = np.arange(n)
-            rc = rc[first]
+            crc = rc[first]
+            T = sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), agg)), shape=(n, nc))
+            # rho(D^-1 A) <= 2 for a diagonally dominant Laplacian: omega = 4/3 / 2
+            P = (T - sp.diags(2.0 / 3.0 * lev.dinv[:, 0]) @ (A @ T)).tocsr()
+            del T
+            P.data = P.data.astype(np.float32)
+            Ac = (P.T.tocsr() @ (A @ P)).tocsr()
+            # number the coarse nodes by colour too
+            ccol = _colour_sort(Ac, crc)
+            order = np.argsort(ccol, kind="stable")
+            rank = np.empty(nc, dtype=P.indices.dtype)
+            rank[order] = np.arange(nc)
+            P.indices = rank[P.indices]
+            P.has_sorted_indices = False
+            P.sort_indices()
+            Ac = Ac[order][:, order].tocsr()
+            self.levels.append((lev, P))
+            rc = crc[order]
+            colors = ccol[order]
             A = Ac
         self.coarse = spla.splu(sp.csc_matrix(A, dtype=np.float64), permc_spec="MMD_AT_PLUS_A")
 
-    def _smooth(self, A, dinv, x, b):
-        for _ in range(self.sweeps):
-            x += self.omega * dinv[:, None] * (b - A @ x)
+    def _cycle(self, k: int, b: np.ndarray) -> np.ndarray:
+        if k == len(self.levels):
+            return self.coarse.solve(b.astype(np.float64)).astype(np.float32)
+        lev, P = self.levels[k]
+        x = np.zeros_like(b)
+        lev.forward(x, b, zero=True)
+        r = lev.A @ x
+        np.subtract(b, r, out=r)
+        x += P @ self._cycle(k + 1, P.T @ r)  # restriction by the transpose (CSC) view
+        del r
+        lev.backward(x, b)
         return x
 
-    def _cycle(self, lev: int, b: np.ndarray) -> np.ndarray:
-        if lev == len(self.levels):
-            return self.coarse.solve(b.astype(np.float64)).astype(np.float32)
-        A, dinv, P, R = self.levels[lev]
-        x = self.omega * dinv[:, None] * b
-        if self.sweeps > 1:
-            for _ in range(self.sweeps - 1):
-                x += self.omega * dinv[:, None] * (b - A @ x)
-        xc = self._cycle(lev + 1, R @ (b - A @ x))
-        x += P @ xc
-        return self._smooth(A, dinv, x, b)
-
     def __call__(self, B: np.ndarray) -> np.ndarray:
-        return self._cycle(0, B.astype(np.float32)).astype(np.float64)
+        """The V-cycle applied to the columns of B (n x k), in single precision."""
+        return self._cycle(0, np.ascontiguousarray(B, dtype=np.float32))
 
 
-def _block_pcg(A: sp.csr_matrix, B: np.ndarray, M, tol: float, maxiter: int = 500,
-               mask: np.ndarray | None = None) -> np.ndarray:
-    """Conjugate gradients on all columns of B at once (independent scalars per column).
-    ``mask`` (n x k bool, True = unknown) restricts column j to a principal submatrix."""
-    X = np.zeros_like(B)
-    R = B.copy()
-    if mask is not None:
-        R *= mask
-    Z = M(R)
-    if mask is not None:
-        Z *= mask
-    P = Z.copy()
-    rz = np.einsum("ij,ij->j", R, Z)
-    bnorm = np.linalg.norm(B, axis=0)
-    bnorm[bnorm == 0] = 1.0
-    for it in range(maxiter):
-        AP = A @ P
-        if mask is not None:
-            AP *= mask
-        pap = np.einsum("ij,ij->j", P, AP)
-        alpha = np.where(pap > 0, rz / np.where(pap > 0, pap, 1.0), 0.0)
-        X += P * alpha
-        R -= AP * alpha
-        res = np.linalg.norm(R, axis=0) / bnorm
-        if (res < tol).all():
-            log.debug("block PCG converged in %d iterations", it + 1)
-            return X
+def _block_pcg(A: sp.csr_matrix, B: np.ndarray, M: _AMG, fixed: list[np.ndarray], tol: float,
+               X: np.ndarray | None = None, maxiter: int = 500) -> np.ndarray:
+    """Preconditioned conjugate gradients for A x = b, one independent iteration per column of
+    B (n x k, Fortran order) with the V-cycles of all columns done together. Column c lives on
+    the nodes not in ``fixed[c]`` (held at 0: a principal submatrix of A); it stops at
+    ||b - A x|| <= tol ||b||. B is overwritten (it becomes the residual)."""
+    n, k = B.shape
+    R = B
+    guess = X is not None
+    if X is None:
+        X = np.zeros((n, k), order="F")
+    for c in range(k):
+        R[fixed[c], c] = 0.0
+    bnorm = np.linalg.norm(R, axis=0)
+    for c in range(k):
+        if guess:
+            R[:, c] -= A @ X[:, c]
+            R[fixed[c], c] = 0.0
+    act = [c for c in range(k) if bnorm[c] > 0 and np.linalg.norm(R[:, c]) > tol * bnorm[c]]
+    if not act:
+        return X
+    R = np.asfortranarray(R[:, act])
+    P = np.empty_like(R)
+    rz = np.zeros(len(act))
+    res = np.zeros(len(act))
+    for it in range(1, maxiter + 1):
         Z = M(R)
-        if mask is not None:
-            Z *= mask
-        rz_new = np.einsum("ij,ij->j", R, Z)
-        beta = np.where(rz > 0, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
-        rz = rz_new
-        P = Z + P * beta
+        for j, c in enumerate(act):
+            z = Z[:, j].astype(np.float64)
+            z[fixed[c]] = 0.0
+            rz_new = float(R[:, j] @ z)
+            if it == 1:
+                P[:, j] = z
+            else:
+                P[:, j] *= rz_new / rz[j]
+                P[:, j] += z
+            rz[j] = rz_new
+            del z
+        del Z
+        for j, c in enumerate(act):
+            q = A @ P[:, j]
+            q[fixed[c]] = 0.0
+            pq = float(P[:, j] @ q)
+            alpha = rz[j] / pq if pq > 0 else 0.0
+            X[:, c] += alpha * P[:, j]
+            q *= alpha
+            R[:, j] -= q
+            del q
+            res[j] = np.linalg.norm(R[:, j]) / bnorm[c] if alpha else 0.0
+        done = res <= tol
+        if done.all():
+            log.debug("block PCG (%d columns) converged in %d iterations", k, it)
+            return X
+        if done.any():
+            keep = np.flatnonzero(~done)
+            act = [act[j] for j in keep]
+            R, P = np.asfortranarray(R[:, keep]), np.asfortranarray(P[:, keep])
+            rz, res = rz[keep], res[keep]
     raise SinkmapError(f"conjugate gradients did not converge in {maxiter} iterations "
-                       f"(relative residuals {res.max():.2e})",
+                       f"(relative residual {res.max():.2e})",
                        fix="check for resistances spanning more than ~8 orders of magnitude")
 
 
@@ -363,8 +536,8 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
              polygons: Any = None, is_conductance: bool = False,
              pairs: Iterable[tuple[int, int]] | None = None, currents: bool = True,
              pair_maps: bool = False, voltage_maps: bool = False,
-             solver: Literal["auto", "lu", "cg"] = "auto", tol: float = 1e-10,
-             lu_max_nodes: int = LU_MAX_NODES, batch: int = 4) -> CircuitResult:
+             solver: Literal["auto", "lu", "cg"] = "auto", tol: float = 1e-6,
+             lu_max_nodes: int = LU_MAX_NODES) -> CircuitResult:
     """Pairwise effective resistances between focal nodes (Circuitscape 4 raster pairwise).
 
     ``resistance``: 2-D array or DataArray (resistances, or conductances with
@@ -391,7 +564,8 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
     if fmap is None:
         raise InputError("focal ids are missing")
     active = g > 0
-    ea, eb, ew = _cell_edges(g, connectivity, avg)
+    dirs = _grid_dirs(g, connectivity, avg)
+    ea, eb, ew = _cell_edges(dirs, shape)
     timings = {"edges": time.perf_counter() - t0}
 
     fflat = fmap.ravel()
@@ -403,7 +577,6 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
     pair_list = _pair_list(ids, pairs)
 
     res = {p: -1.0 for p in pair_list}
-    pair_list_done = False
     ncell = g.size
     cum = np.zeros(ncell) if currents else None
     mx = np.zeros(ncell) if currents else None
@@ -418,9 +591,11 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
         lab = gr.label
         has = lab >= 0
         if currents or pair_maps:
-            nc = _node_currents(gr, v)
-            cmap = np.zeros(ncell)
-            cmap[has] = nc[lab[has]]
+            if gr.dirs is not None:
+                cmap = _cell_currents(lab, gr.n, gr.dirs, shape, v)
+            else:
+                cmap = np.zeros(ncell)
+                cmap[has] = _node_currents(gr, v)[lab[has]]
             if fixed is not None:  # merged focal regions: 1 A through the merged node
                 cmap[fixed[0]] = 1.0
                 cmap[fixed[1]] = 1.0
@@ -437,35 +612,32 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
                 vmap[fixed[1]] = r
             pvolt[p] = vmap
 
-    if not regions:
+    need_v = currents or pair_maps or voltage_maps
+    order = np.argsort(fids, kind="stable")
+    sf, sc = fids[order], fcells[order]
+    starts = np.searchsorted(sf, ids)
+    ends = np.searchsorted(sf, ids, side="right")
+    cells_of = {int(i): sc[s:e] for i, s, e in zip(ids, starts, ends, strict=True)}
+    del order, sf, sc
+    if solver == "cg" or (solver == "auto" and int(active.sum()) > lu_max_nodes):
+        label, n = _labels(active, pmap)
+        gr = _Graph(label, n, ea, eb, ew, shape=shape)
+        del ea, eb, ew, label
+        gr.u = gr.v = gr.w = None  # type: ignore[assignment]
+        if gr.n < int(active.sum()):  # no current inside a merged node
+            lab2 = gr.label.reshape(shape)
+            for sa, sb, w in dirs:
+                w[lab2[sa] == lab2[sb]] = 0.0
+        gr.dirs = dirs
+        timings["graph"] = time.perf_counter() - t0
+        _solve_cg(gr, cells_of, pair_list, record, tol, need_v, timings, t0)
+    elif not regions:
         label, n = _labels(active, pmap)
         gr = _Graph(label, n, ea, eb, ew)
         timings["graph"] = time.perf_counter() - t0
         node_of = {int(i): int(label[c]) for i, c in zip(fids, fcells, strict=True)}
-        _solve_shared(gr, node_of, pair_list, record, solver, tol, lu_max_nodes, shape,
-                      need_v=currents or pair_maps or voltage_maps)
+        _solve_shared(gr, node_of, pair_list, record, need_v=need_v)
     else:
-        order = np.argsort(fids, kind="stable")
-        sf, sc = fids[order], fcells[order]
-        starts = np.searchsorted(sf, ids)
-        ends = np.searchsorted(sf, ids, side="right")
-        cells_of = {int(i): sc[s:e] for i, s, e in zip(ids, starts, ends, strict=True)}
-        if solver == "cg" or (solver == "auto" and int(active.sum()) > lu_max_nodes):
-            label, n = _labels(active, pmap)
-            gr = _Graph(label, n, ea, eb, ew)
-            timings["graph"] = time.perf_counter() - t0
-            _solve_regions_shared(gr, cells_of, pair_list, record, tol, shape,
-                                  need_v=currents or pair_maps or voltage_maps,
-                                  batch=batch, timings=timings, t0=t0)
-            pair_list_done = True
-        else:
-            pair_list_done = False
-    if regions and not pair_list_done:
-        order = np.argsort(fids, kind="stable")
-        sf, sc = fids[order], fcells[order]
-        starts = np.searchsorted(sf, ids)
-        ends = np.searchsorted(sf, ids, side="right")
-        cells_of = {int(i): sc[s:e] for i, s, e in zip(ids, starts, ends, strict=True)}
         base_merge = np.zeros(ncell, dtype=np.int64) if pmap is None else pmap.ravel().copy()
         top = int(base_merge.max()) if base_merge.size else 0
         for p in pair_list:
@@ -478,8 +650,7 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
             gr = _Graph(label, n, ea, eb, ew)
             a = int(label[cells_of[p[0]][0]])
             b = int(label[cells_of[p[1]][0]])
-            _solve_pair(gr, a, b, p, record, solver, tol, lu_max_nodes, shape,
-                        need_v=currents or pair_maps or voltage_maps)
+            _solve_pair(gr, a, b, p, record, need_v=need_v)
     timings["total"] = time.perf_counter() - t0
 
     df = pd.DataFrame([(a, b, res[(a, b)]) for a, b in pair_list],
@@ -532,26 +703,10 @@ def _overlap(merge: np.ndarray, cells: np.ndarray, new_id: int) -> np.ndarray:
     return merge
 
 
-def _node_rc(gr: _Graph, nodes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A representative (row, col) per node, for geometric aggregation."""
-    lab = gr.label
-    cells = np.flatnonzero(lab >= 0)
-    first = np.full(gr.n, -1, dtype=np.int64)
-    first[lab[cells][::-1]] = cells[::-1]
-    c = first[nodes]
-    return np.stack([c // shape[1], c % shape[1]], axis=1)
-
-
-def _factor(A: sp.csr_matrix, solver: str, lu_max_nodes: int, rc: np.ndarray):
-    if solver == "lu" or (solver == "auto" and A.shape[0] <= lu_max_nodes):
-        return _LU(A), None
-    return None, _AMG(A, rc)
-
-
-def _solve_shared(gr: _Graph, node_of: dict[int, int], pair_list, record, solver, tol,
-                  lu_max_nodes, shape, need_v: bool) -> None:
-    """No focal regions: per component, ground one focal node, factorise once, solve once per
-    other focal node, and combine."""
+def _solve_shared(gr: _Graph, node_of: dict[int, int], pair_list, record,
+                  need_v: bool) -> None:
+    """No focal regions, LU: per component, ground one focal node, factorise once, solve once
+    per other focal node, and combine."""
     by_comp: dict[int, list[tuple[int, int]]] = {}
     for p in pair_list:
         a, b = node_of[p[0]], node_of[p[1]]
@@ -572,8 +727,7 @@ def _solve_shared(gr: _Graph, node_of: dict[int, int], pair_list, record, solver
             L = gr.laplacian(keep)
             B = np.zeros((keep.size, len(others)))
             B[loc[others], np.arange(len(others))] = 1.0
-            lu, amg = _factor(L, solver, lu_max_nodes, _node_rc(gr, keep, shape))
-            Y = lu.solve(B) if lu is not None else _block_pcg(L, B, amg, tol)
+            Y = _LU(L).solve(B)
             for k, f in enumerate(others):
                 X[keep, col[f]] = Y[:, k]
         for p in plist:
@@ -590,9 +744,8 @@ def _solve_shared(gr: _Graph, node_of: dict[int, int], pair_list, record, solver
             record(p, gr, v, r)
 
 
-def _solve_pair(gr: _Graph, a: int, b: int, p, record, solver, tol, lu_max_nodes, shape,
-                need_v: bool) -> None:
-    """Focal regions: one graph per pair; ground a, 1 A in at b."""
+def _solve_pair(gr: _Graph, a: int, b: int, p, record, need_v: bool) -> None:
+    """Focal regions, LU: one graph per pair; ground a, 1 A in at b."""
     if a < 0 or b < 0 or gr.comp[a] != gr.comp[b]:
         return
     if a == b:
@@ -603,24 +756,31 @@ def _solve_pair(gr: _Graph, a: int, b: int, p, record, solver, tol, lu_max_nodes
     L = gr.laplacian(keep)
     rhs = np.zeros((keep.size, 1))
     rhs[np.searchsorted(keep, b), 0] = 1.0
-    lu, amg = _factor(L, solver, lu_max_nodes, _node_rc(gr, keep, shape))
-    y = (lu.solve(rhs) if lu is not None else _block_pcg(L, rhs, amg, tol))[:, 0]
+    y = _LU(L).solve(rhs)[:, 0]
     v = np.zeros(gr.n)
     v[keep] = y
     record(p, gr, v if need_v else None, float(v[b]))
 
 
-def _solve_regions_shared(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list, record,
-                          tol: float, shape, need_v: bool, batch: int,
-                          timings: dict[str, float], t0: float) -> None:
-    """Focal regions on large grids, with Circuitscape 4's per-pair semantics but one
-    preconditioner: for the pair (i, j) the nodes of region i (with overlapping polygons) are
-    held at 0 V and those of region j at 1 V (the merged nodes of Circuitscape), every other
-    node is free; R = 1 / (current leaving region j). The systems are principal submatrices of
-    one graph Laplacian, solved together by masked block CG with one multigrid hierarchy built
-    on the Laplacian plus a ground conductance at every focal-region node."""
+def _solve_cg(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list, record, tol: float,
+              need_v: bool, timings: dict[str, float], t0: float) -> None:
+    """Large grids, focal points or regions, by multigrid-preconditioned CG on one graph.
+
+    For the pair (i, j) the nodes of focal region i (with overlapping polygons) are held at
+    0 V and those of region j at 1 V -- Circuitscape 4's two merged nodes -- and every other
+    node is free; R = 1 / (the energy of that potential), which is the conductance between the
+    two merged nodes and, unlike the current leaving j, has an error quadratic in that of the
+    potential. One multigrid hierarchy serves every solve. The solves:
+
+    1. basis: u_k, the potential with region k at 1 V and every other focal region at 0 V
+       (k - 1 solves for k regions: they sum to 1).
+    2. per pair, the combination u_j + sum_o a_o u_o (o: the other regions) of least energy.
+       With single-node regions (focal points) that is the exact solution -- the other regions
+       float at the potentials a_o -- and with regions it is all but exact (it treats them as
+       merged nodes), so CG on the pair's own system, started from it, ends in a few steps.
+    """
     lab = gr.label
-    D = {}
+    D: dict[int, np.ndarray] = {}
     for i, cells in cells_of.items():
         d = np.unique(lab[cells])
         D[i] = d[d >= 0]
@@ -638,48 +798,114 @@ def _solve_regions_shared(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list
     if not todo:
         return
     comps = np.unique(np.concatenate([c for _, c in todo]))
-    nodes = np.flatnonzero(np.isin(gr.comp, comps))
-    loc = np.full(gr.n, -1, dtype=np.int64)
-    loc[nodes] = np.arange(nodes.size)
-    L = gr.laplacian(nodes)
+    if comps.size == int(gr.comp.max()) + 1:
+        nodes = np.arange(gr.n)
+        L = (sp.diags(gr.deg) - gr.W).tocsr()
+    else:
+        nodes = np.flatnonzero(np.isin(gr.comp, comps))
+        L = gr.laplacian(nodes)
     gr.W = None  # free the adjacency: L is all that is needed from here
-    shift = np.zeros(nodes.size)
-    dall = np.unique(np.concatenate(list(D.values())))
-    dall = loc[dall[loc[dall] >= 0]]
-    shift[dall] = gr.deg[nodes].mean()
-    amg = _AMG((L + sp.diags(shift)).tocsr(), _node_rc(gr, nodes, shape))
-    timings["multigrid setup"] = time.perf_counter() - t0 - timings.get("graph", 0.0)
+    nn = nodes.size
+    loc = np.full(gr.n, -1, dtype=np.int64)
+    loc[nodes] = np.arange(nn)
+    regs = sorted({i for p, _ in todo for i in p})
+    Dl = {}
+    for i in regs:
+        d = loc[D[i]]
+        Dl[i] = d[d >= 0]
+    dall = np.unique(np.concatenate([Dl[i] for i in regs]))
+    # the preconditioner: the Laplacian with a ground at every focal node (the basis systems
+    # hold them all; a pair's frees the other regions' nodes, a low-rank difference)
+    assert gr.rc is not None and gr.colors is not None
+    ground = np.float32(gr.deg[nodes].mean())
+    diag_pos = _diag_positions(L)
+    if diag_pos is not None:  # share L's index arrays
+        A32 = sp.csr_matrix((L.data.astype(np.float32), L.indices, L.indptr), shape=L.shape,
+                            copy=False)
+        A32.data[diag_pos[dall]] += ground
+    else:
+        shift = np.zeros(nn, dtype=np.float32)
+        shift[dall] = ground
+        A32 = (L.astype(np.float32) + sp.diags(shift)).tocsr()
+    amg = _AMG(A32, gr.rc[nodes], gr.colors[nodes])
+    del A32, diag_pos
+    gr.rc = None
+    timings["multigrid setup"] = time.perf_counter() - t0
     comp_loc = gr.comp[nodes]
-    for k0 in range(0, len(todo), batch):
-        chunk = todo[k0:k0 + batch]
-        m = len(chunk)
-        mask = np.zeros((nodes.size, m), dtype=bool)
-        ind_j = np.zeros((nodes.size, m))
-        ind_i = np.zeros((nodes.size, m), dtype=bool)
-        for c, (p, common) in enumerate(chunk):
-            mask[:, c] = np.isin(comp_loc, common)
-            li, lj = loc[D[p[0]]], loc[D[p[1]]]
-            li, lj = li[li >= 0], lj[lj >= 0]
-            mask[li, c] = False
-            mask[lj, c] = False
-            ind_j[lj, c] = 1.0
-            ind_i[li, c] = True
-            # components reached only through region j sit at its potential
-            only_j = np.setdiff1d(np.unique(comp_loc[lj]), common)
-            if only_j.size:
-                ind_j[np.isin(comp_loc, only_j) & ~ind_i[:, c], c] = 1.0
-        B = -(L @ ind_j) * mask
-        X = _block_pcg(L, B, amg, tol, mask=mask) + ind_j
-        flux = np.einsum("ij,ij->j", (ind_j > 0) & ~mask, L @ X)
-        for c, (p, _) in enumerate(chunk):
-            r = float(1.0 / flux[c])
-            v = None
-            fixed = None
-            if need_v:
-                v = np.zeros(gr.n)
-                v[nodes] = X[:, c] * r
-                ci = np.union1d(cells_of[p[0]], np.flatnonzero(np.isin(lab, D[p[0]])))
-                cj = np.union1d(cells_of[p[1]], np.flatnonzero(np.isin(lab, D[p[1]])))
-                fixed = (ci, cj)
-            record(p, gr, v, r, fixed)
-        timings[f"pairs {k0 + 1}-{k0 + m}"] = time.perf_counter() - t0
+    m = len(regs)
+
+    # 1. basis, then 2. the pairs (one at a time: threads were measured to gain nothing here,
+    # the sparse products hold the GIL and the array arithmetic is memory-bound)
+    def basis(k: int) -> np.ndarray:
+        ind = np.zeros((nn, 1), order="F")
+        ind[Dl[k], 0] = 1.0
+        B = np.asfortranarray(-(L @ ind[:, 0])[:, None])
+        X = _block_pcg(L, B, amg, [dall], tol)
+        del B
+        X += ind
+        return X[:, 0]
+
+    U = [basis(k) for k in regs[:-1]]
+    in_last = np.isin(comp_loc, np.unique(comp_loc[Dl[regs[-1]]]))
+    last = in_last.astype(np.float64)
+    for u in U:
+        last -= u
+    last[~in_last] = 0.0
+    U.append(last)
+    del in_last, last
+    G = np.zeros((m, m))
+    for c in range(m):
+        LU = L @ U[c]
+        for c2 in range(c, m):
+            G[c, c2] = G[c2, c] = float(U[c2] @ LU)
+        del LU
+    timings["basis"] = time.perf_counter() - t0
+    col = {i: c for c, i in enumerate(regs)}
+
+    def solve(item: tuple[tuple[int, int], np.ndarray]) -> tuple[Any, ...]:
+        """The pair's own system, from the least-energy combination of the basis."""
+        p, common = item
+        ci, cj = col[p[0]], col[p[1]]
+        li, lj = Dl[p[0]], Dl[p[1]]
+        free = np.isin(comp_loc, common)
+        free[li] = False
+        free[lj] = False
+        fixed = np.flatnonzero(~free)
+        del free
+        ind_j = np.zeros(nn)
+        ind_j[lj] = 1.0
+        # components reached only through region j sit at its potential
+        only_j = np.setdiff1d(np.unique(comp_loc[lj]), common)
+        if only_j.size:
+            ind_j[np.isin(comp_loc, only_j)] = 1.0
+            ind_j[li] = 0.0
+        o = [c2 for c2 in range(m) if c2 not in (ci, cj)]
+        X = np.empty((nn, 1), order="F")
+        x = X[:, 0]
+        x[:] = U[cj]
+        if o:
+            a = np.linalg.lstsq(G[np.ix_(o, o)], -G[o, cj], rcond=None)[0]
+            for c2, ac in zip(o, a, strict=True):
+                x += ac * U[c2]
+        x[fixed] = 0.0
+        B = np.asfortranarray(-(L @ ind_j)[:, None])
+        X = _block_pcg(L, B, amg, [fixed], tol, X=X)
+        del B
+        x = X[:, 0]
+        x += ind_j
+        return p, x, 1.0 / float(x @ (L @ x))
+
+    def finish(p: tuple[int, int], x: np.ndarray, r: float) -> None:
+        v = None
+        fixed_cells = None
+        if need_v:
+            v = np.zeros(gr.n)
+            v[nodes] = x * r
+            ci_cells = np.union1d(cells_of[p[0]], np.flatnonzero(np.isin(lab, D[p[0]])))
+            cj_cells = np.union1d(cells_of[p[1]], np.flatnonzero(np.isin(lab, D[p[1]])))
+            fixed_cells = (ci_cells, cj_cells)
+        record(p, gr, v, r, fixed_cells)
+        timings[f"pair {p[0]}-{p[1]}"] = time.perf_counter() - t0
+
+    for item in todo:
+        finish(*solve(item))

@@ -260,3 +260,26 @@ def test_multigrid_cg_matches_lu(regions: bool):
     assert (a.pairs["resistance"] > 0).all()
     np.testing.assert_allclose(b.pairs["resistance"], a.pairs["resistance"], rtol=1e-8)
     np.testing.assert_allclose(b.cumulative_current, a.cumulative_current, atol=1e-6)
+
+
+@pytest.mark.parametrize("regions", [False, True])
+def test_multigrid_default_tolerance_matches_tight(regions: bool):
+    # the default CG tolerance (1e-6) gives the effective resistances of a tight (1e-10) solve to
+    # 1e-6 relative: R is 1 / energy, whose error is quadratic in the potential's
+    rng = np.random.default_rng(2020)
+    n = 500
+    r = np.exp(rng.normal(0, 1.0, (n, n)))
+    r += np.kron(np.exp(rng.normal(1.5, 1.5, (11, 11))), np.ones((50, 50)))[:n, :n]
+    r[rng.random((n, n)) < 0.10] = np.nan
+    focal = np.zeros((n, n), dtype=int)
+    for k, (y, x) in enumerate([(50, 50), (450, 450), (50, 425), (400, 75), (250, 225)], 1):
+        h = 1 if regions else 0
+        focal[y - h:y + h + 1, x - h:x + h + 1] = k
+        r[y - h:y + h + 1, x - h:x + h + 1] = 1.0
+    loose = pairwise(r, focal, solver="cg")
+    tight = pairwise(r, focal, solver="cg", tol=1e-10)
+    assert (tight.pairs["resistance"] > 0).all()
+    np.testing.assert_allclose(loose.pairs["resistance"], tight.pairs["resistance"], rtol=1e-6)
+    scale = float(np.max(tight.cumulative_current))
+    np.testing.assert_allclose(loose.cumulative_current, tight.cumulative_current,
+                               atol=1e-4 * scale)
