@@ -2,17 +2,22 @@
 
 sinkmap's own implementation from the published definitions (Soille P., Vogt P. 2009,
 *Morphological segmentation of binary patterns*, Pattern Recognition Letters 30(4):456-459,
-doi:10.1016/j.patrec.2008.10.015; the GWB/GuidosToolbox documentation of the classes, byte
-values and parameters). No GuidosToolbox/GWB/miallib code is used or copied (they are GPL).
+doi:10.1016/j.patrec.2008.10.015; Ranwez V., Soille P. 2002, *Order independent homotopic
+thinning for binary and grey tone anchored skeletons*, Pattern Recognition Letters 23:687-702;
+the GWB/GuidosToolbox documentation of the classes, byte values and parameters). No
+GuidosToolbox/GWB/miallib code is used or copied (they are GPL); the engine's sequence of
+operations was read from its public description and source to reproduce its results.
 
 Input convention (as GuidosToolbox): 0 missing, 1 background, 2 foreground. Parameters:
 
 * ``edge_width`` (EW, pixels, >= 1): a foreground pixel is **core** when its Euclidean distance
-  to the nearest background pixel exceeds EW + 0.98 (8-connectivity; for EW 1 this is exactly
-  "no background pixel among its 8 neighbours") or exceeds EW (4-connectivity; EW 1: no
-  background pixel among its 4 neighbours). Missing pixels and the image border create no edge:
-  the image is framed by a replicate of its own border rows/columns, so a foreground pixel on
-  the border (corners included) is core when its in-image neighbourhood holds no background.
+  to the nearest non-foreground pixel exceeds EW + 0.98, for both connectivities (the
+  reference engine's rule; for EW 1 this is "no background pixel among its 8 neighbours").
+  Missing pixels within EW + 0.98 of the foreground act as foreground throughout the analysis
+  (so missing data creates no edge) and are written as missing at the end. The image is
+  framed by a replicate of its border rows/columns (corners included), wide enough for the
+  disc, and the whole analysis runs on the framed image, so a foreground pixel on the border
+  is core when its in-image neighbourhood holds no background.
 * ``connectivity`` 8 (default) or 4: foreground connectivity; the background (and every
   complement) uses the other one. Objects of the foreground classes are counted with it.
 * ``transition`` 1 (default) or 0: with 1 the pixels where a loop or bridge runs through an
@@ -20,45 +25,57 @@ Input convention (as GuidosToolbox): 0 missing, 1 background, 2 foreground. Para
   35, in perforation 37); with 0 they are written as the edge/perforation they cross (3/5), so
   edges and perforations are closed rings. Statistics are identical either way (transition
   pixels always count toward edge/perforation, as in GuidosToolbox).
-* ``intext`` 1 (default) or 0: with 1, foreground features lying inside a hole of a core
-  (a bounded component of the complement of core) get +100 (internal), the background inside
-  core holes is core-opening (100), the other background enclosed by foreground is
-  border-opening (220); with 0 all background is 0.
+* ``intext`` 1 (default) or 0: with 1, everything inside a hole of core (a bounded component
+  of the complement of core) gets +100 (internal), the background there is core-opening (100),
+  the other background enclosed by foreground is border-opening (220); with 0 all background
+  is 0.
 
 Classes (byte values, bit flags: 1 foreground, +2 edge, +4 perforation, +8 islet, +16 core,
 +32 bridge, +64 loop): core 17, islet 9, perforation 5, edge 3, loop 65, bridge 33, branch 1,
 transitions 67/69/35/37, internal variants +100, background 0, core-opening 100,
 border-opening 220, missing 129.
 
-Method (vectorised scipy.ndimage and numpy; the thinning works on the sparse set of candidate
-pixels only):
+Method (the reference engine's sequence; vectorised scipy.ndimage and numpy, the thinning and
+the flooding work on sparse pixel sets). X is the foreground (with the missing pixels near
+it), r = EW + 0.98, all on the framed image:
 
-1. core = foreground with EDT to background > threshold (erosion by a disc); boundary B =
-   foreground within the same disc of core, not core (opening minus core); islets =
-   foreground components without core; connectors C = the rest of the foreground.
-2. Holes of core = components of the complement of core that do not touch the image border.
-   A boundary pixel in a hole is perforation when it lies within the disc of the core that
-   encloses that hole, else edge (the edge of an inner core); internal = in a hole of core.
-3. Connectors: (a) anchored homotopic thinning of C (anchors: core and B) that keeps end
-   points gives a skeleton S with its spurs; (b) anchored thinning of S + B down to what
-   topology forces (anchor: core; end points removed, i.e. full pruning) leaves R, the paths
-   that join a core to a core. An R component touching two or more different cores is a
-   bridge, else a loop; R pixels inside B are the transition pixels. Skeleton pixels not in R
-   are branch; the rest of C (the thickness removed in (a)) takes the class of the skeleton
-   it hangs on (bridge > loop > branch), and connector parts with no skeleton (small bumps)
-   are branch.
+1. core = X farther than r from non-X; islets = X components without core; opening = the
+   pixels within r of core (core included, all in X); boundary = opening minus core.
+2. Edge / perforation: a boundary pixel is perforation when it lies in a hole of core and
+   every core pixel within r of it belongs to the core that encloses that hole (or to one
+   enclosing it further out); it is edge when it is outside every filled core or near a core
+   nested inside its hole. (The engine's loop over nesting levels of filled cores, written
+   with component nesting levels.)
+3. Connectors: residues = X minus opening minus islets. The union opening + residues is
+   thinned by the **order-independent anchored homotopic thinning** of Ranwez & Soille (2002)
+   with the core as anchor (the engine zeroes a two-pixel frame first, anchors included):
+   every non-anchor simple pixel that is "independent" (deleting it together with all its
+   simple neighbours preserves topology, by the paper's pair, triple and quadruple rules) is
+   deleted in parallel, and the neighbours of deleted pixels are re-examined until stable.
+   No end points are kept, so dead ends vanish: what remains outside core is the one-pixel
+   **skeleton of the paths that join a core to a core** (through the boundary ring; locally
+   two pixels thick where two simple pixels are not independent of each other). For EW
+   >= 2 the paths are widened by the pixels of the connector zone within EW + 0.98 - sqrt 2
+   of them (straight lines inside the zone; the engine's constrained distance, approximated).
+4. Loop or bridge: the core labels are flooded (breadth-first, first come first served, the
+   engine's queue order) over opening + paths; an 8- (4-) connected path component that
+   receives two or more different core labels is a **bridge**, else a **loop**. Path pixels
+   in the boundary ring are the transition pixels (loop/bridge in edge/perforation).
+5. Every other residue pixel is **branch**: all of a connector zone except its loop/bridge
+   path, whether it hangs off a core's edge/perforation or off a loop/bridge (branches are
+   not split further; a zone with no core-to-core path is branch entirely).
+6. Internal (+100): inside a hole of core (the engine's core with the zeroed two-pixel
+   frame). Border-opening: background in a hole of the foreground (the foreground grown
+   into missing pixels within sqrt 2, the image framed by missing), not in a core hole.
 
-Known differences from the published GWB table for its example (8_1_1_1, see
-tests/test_mspa.py): core, background and missing are reproduced exactly (75.09 %, 1196;
-57.14 %, 2319; 270 px, 51); islet, edge and perforation within 0.05 points and 2 % of the
-object counts; loop + bridge + branch together within 0.01 points, but the split between them
-differs (GWB's exact rule for the width of loops/bridges versus branches is not published; here
-the whole width of a connector around a loop/bridge path is loop/bridge). GWB's openings hold
-185 px / 21 objects more than the background components that do not touch the image border.
-
-Parallel thinning deletes, in four directional sub-iterations (N, S, E, W border points), the
-simple points of the deletable set (Rosenfeld's directional parallel thinning), which
-preserves topology.
+With these steps the published GWB table for its example (8_1_1_1, tests/test_mspa.py) is
+reproduced exactly: every class percentage and object count, background, missing, core- and
+border-openings and porosity. The one deliberate difference is the newest engine's frame:
+its corners are replicated too (GWB 2.0's mspa v2.3 leaves them empty), so the three
+foreground image corners of the example are core instead of edge (edge 13.53 %, 887 objects
+instead of 13.54 %, 890); ``_mspa_bytes(..., replicate_corners=False)`` gives the published
+figures. Not checked against a reference: EW >= 2 (the path widening approximates the engine's
+constrained distance) and 4-connectivity.
 """
 
 from __future__ import annotations
@@ -96,8 +113,20 @@ FOREGROUND_BYTES = tuple(sorted({b for v in CLASS_BYTES.values() for b in v}))
 
 _S8 = np.ones((3, 3), dtype=bool)
 _S4 = ndi.generate_binary_structure(2, 1)
-# neighbour order of the 8-bit code: N, NE, E, SE, S, SW, W, NW
+# neighbour order of the 8-bit codes: N, NE, E, SE, S, SW, W, NW (bit k <-> _NB[k])
 _NB = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
+_FOUR = (0, 2, 4, 6)
+# order in which the thinning visits a pixel's neighbours: W, E, N, S, NW, SW, NE, SE
+_SCAN = (6, 2, 0, 4, 7, 5, 1, 3)
+# for a 4-neighbour k: the flanking pixels (p's side-1, q's side-1, p's side-2, q's side-2);
+# for a diagonal neighbour k: the two 4-neighbours p and q share
+_FLANK4 = {6: (0, 7, 4, 5), 2: (0, 1, 4, 3), 0: (6, 7, 2, 1), 4: (6, 5, 2, 3)}
+_SHARED = {7: (6, 0), 5: (4, 6), 1: (0, 2), 3: (2, 4)}
+# flooding order of the neighbours (the engine's): N, W, S, E, then NW, NE, SW, SE
+_FLOOD = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
+# independence rule results (_indep_lut): fail, pass, pass unless a triple/quadruple of
+# isolated simple pixels (+n), pass unless an isolated 4-connected quadruple
+_FAIL, _PASS, _TRIPLE, _QUAD = 0, 1, 16, 32
 
 
 def _structure(conn: int) -> np.ndarray:
@@ -131,63 +160,129 @@ def _simple_lut(conn: int) -> np.ndarray:
     return lut
 
 
+def _indep_rule(code: int, sc: int, conn: int) -> int:
+    """Ranwez & Soille's independence of a simple pixel p with 3x3 code ``code`` whose simple
+    (deletable) neighbours are the bits of ``sc``; see :func:`_indep_lut`."""
+    n = 0
+    ct = 0
+    fail_pair: tuple[int, int] | None = None
+    for k in _SCAN:
+        if not sc >> k & 1:
+            continue
+        n += 1
+        if k in _FLANK4:
+            a, b, c, d = (code >> j & 1 for j in _FLANK4[k])
+            ct = 5 + (d | c << 1 | b << 2 | a << 3)
+            # 8-connectivity: exactly one side of the pair holds foreground; 4: exactly
+            # one side is full
+            ok = bool(a | b) != bool(c | d) if conn == 8 else bool(a & b) != bool(c & d)
+        else:
+            a, b = (code >> j & 1 for j in _SHARED[k])
+            ct = 1 + (b | a << 1)
+            ok = bool(a | b) if conn == 8 else not (a and b)
+            if not ok:
+                fail_pair = _SHARED[k]
+        if not ok:
+            if conn == 4 and ct == 4 and fail_pair is not None \
+                    and all(sc >> j & 1 for j in fail_pair) \
+                    and sum(1 - (code >> j & 1) for j in _FOUR) == 2:
+                return _QUAD
+            return _FAIL
+    if (n == 2 and ct in (2, 3, 6, 7, 9, 13)) or (n == 3 and ct in (4, 8, 17)):
+        return _TRIPLE + n
+    return _PASS
+
+
 @cache
-def _end_lut(conn: int) -> np.ndarray:
-    """``lut[code]``: is the centre an end point (a single neighbour in its connectivity)?"""
-    codes = np.arange(256)
-    bits = (codes[:, None] >> np.arange(8)) & 1
-    if conn == 8:
-        return bits.sum(1) == 1
-    return bits[:, [0, 2, 4, 6]].sum(1) == 1
-
-
-class _Thinner:
-    """Sparse parallel thinning on a zero-padded flat label image (0 out, 1 deletable,
-    2 anchor)."""
-
-    def __init__(self, state: np.ndarray, width: int, conn: int):
-        self.s = state  # flat, padded by one pixel
-        self.w = width
-        self.offs = np.array([dr * width + dc for dr, dc in _NB], dtype=np.int64)
-        self.simple = _simple_lut(conn)
-        self.end = _end_lut(conn)
-        self.nb = self.offs if conn == 8 else self.offs[[0, 2, 4, 6]]
-        self.slot = np.zeros(state.size, dtype=np.int32)  # scratch for de-duplication
-
-    def code(self, idx: np.ndarray) -> np.ndarray:
-        c = np.zeros(idx.size, dtype=np.uint8)
-        for k, o in enumerate(self.offs):
-            c |= (self.s[idx + o] > 0).view(np.uint8) << np.uint8(k)
-        return c
-
-    def run(self, active: np.ndarray, *, keep_ends: bool) -> None:
-        s = self.s
-        dirs = (self.offs[0], self.offs[4], self.offs[2], self.offs[6])  # N, S, E, W
-        while active.size:
-            removed = []
-            for d in dirs:
-                a = active[s[active] == 1]
-                if not a.size:
-                    break
-                a = a[s[a + d] == 0]
-                if not a.size:
-                    continue
-                c = self.code(a)
-                ok = self.simple[c]
-                if keep_ends:
-                    ok &= ~self.end[c]
-                rm = a[ok]
-                if rm.size:
-                    s[rm] = 0
-                    removed.append(rm)
-            if not removed:
+def _indep_lut(conn: int) -> np.ndarray:
+    """``lut[code * 256 + sc]`` for a simple pixel with 3x3 code ``code`` and simple
+    neighbours ``sc`` (a subset of ``code``): _FAIL (not independent: keep it this round),
+    _PASS (delete), _TRIPLE + n (delete unless each of its n simple neighbours has exactly n
+    foreground neighbours: an isolated triple/quadruple, whose pixels would all go at once)
+    or _QUAD (4-connectivity: delete unless each simple 4-neighbour has exactly two
+    foreground 4-neighbours: an isolated 2x2 block)."""
+    lut = np.zeros(65536, dtype=np.uint8)
+    for code in range(256):
+        sc = code
+        while True:
+            lut[code << 8 | sc] = _indep_rule(code, sc, conn)
+            if sc == 0:
                 break
-            rm = np.concatenate(removed)
-            nb = (rm[:, None] + self.offs[None, :]).ravel()
-            nb = nb[s[nb] == 1]
-            pos = np.arange(nb.size, dtype=np.int32)
-            self.slot[nb] = pos
-            active = nb[self.slot[nb] == pos]
+            sc = (sc - 1) & code
+    return lut
+
+
+@cache
+def _popcounts() -> tuple[np.ndarray, np.ndarray]:
+    bits = (np.arange(256)[:, None] >> np.arange(8)) & 1
+    return bits.sum(1).astype(np.uint8), bits[:, list(_FOUR)].sum(1).astype(np.uint8)
+
+
+def _neighbour_code(on: np.ndarray, width: int) -> np.ndarray:
+    """8-bit code of every pixel of a flat image (bit k: neighbour _NB[k] is set; outside the
+    array counts as unset)."""
+    code = np.zeros(on.size, dtype=np.uint8)
+    u = on.view(np.uint8)
+    for k, (dr, dc) in enumerate(_NB):
+        o = dr * width + dc
+        if o > 0:
+            code[:-o] |= u[o:] << np.uint8(k)
+        else:
+            code[-o:] |= u[:o] << np.uint8(k)
+    return code
+
+
+def _oi_thin(state: np.ndarray, width: int, conn: int) -> None:
+    """Order-independent anchored homotopic thinning (Ranwez & Soille 2002) in place.
+
+    ``state`` is a flat image (row length ``width``) of 0 out, 1 deletable, 2 anchor whose
+    outer two rows and columns are 0. A deletable pixel is removed when it is simple and
+    independent (:func:`_indep_lut`); all such pixels go at once, then only the neighbours of
+    the removed pixels are examined again, until nothing changes."""
+    offs = np.array([dr * width + dc for dr, dc in _NB], dtype=np.int64)
+    code = _neighbour_code(state > 0, width)
+    simple = _simple_lut(conn)
+    indep = _indep_lut(conn)
+    pop8, pop4 = _popcounts()
+    clear = [np.uint8(0xFF ^ (1 << ((k + 4) % 8))) for k in range(8)]
+    # sflag: deletable and simple, kept up to date around the deleted pixels
+    sflag = ((state == 1) & simple[code]).view(np.uint8)
+    slot = np.zeros(state.size, dtype=np.int32)
+    cand = np.flatnonzero(sflag)
+    while cand.size:
+        cand = cand[sflag[cand].view(bool)]
+        if not cand.size:
+            break
+        sc = np.zeros(cand.size, dtype=np.uint8)
+        for k, o in enumerate(offs):
+            sc |= sflag[cand + o] << np.uint8(k)
+        v = indep[code[cand].astype(np.intp) << 8 | sc]
+        dele = v == _PASS
+        for kind in (_TRIPLE, _QUAD):
+            sel = np.flatnonzero((v > _TRIPLE) & (v < _QUAD) if kind == _TRIPLE else v == _QUAD)
+            if not sel.size:
+                continue
+            ks = range(8) if kind == _TRIPLE else _FOUR
+            n = (v[sel] - _TRIPLE).astype(np.uint8) if kind == _TRIPLE else np.uint8(2)
+            pop = pop8 if kind == _TRIPLE else pop4
+            same = np.ones(sel.size, dtype=bool)
+            for k in ks:  # every simple neighbour has exactly n foreground neighbours
+                sk = sc[sel] >> np.uint8(k) & 1 > 0
+                same &= ~sk | (pop[code[cand[sel] + offs[k]]] == n)
+            dele[sel[~same]] = True
+        gone = cand[dele]
+        if not gone.size:
+            break
+        state[gone] = 0
+        sflag[gone] = 0
+        for k, o in enumerate(offs):
+            code[gone + o] &= clear[k]
+        nb = (gone[:, None] + offs[None, :]).ravel()
+        nb = nb[state[nb] == 1]
+        pos = np.arange(nb.size, dtype=np.int32)
+        slot[nb] = pos
+        cand = nb[slot[nb] == pos]
+        sflag[cand] = simple[code[cand]]
 
 
 def _check_params(edge_width: Any, connectivity: Any, transition: Any, intext: Any) -> None:
@@ -203,60 +298,65 @@ def _check_params(edge_width: Any, connectivity: Any, transition: Any, intext: A
             raise SinkmapError(f"{name} must be 0 or 1, got {v!r}", fix=f"give --{name} 0 or 1")
 
 
-def _disc_offsets(radius: float) -> np.ndarray:
+def _threshold(edge_width: int, connectivity: int = 8) -> float:
+    """The core distance threshold, EW + 0.98 for both connectivities (the engine's
+    ``size = (EW + 0.98) / sqrt 2`` times ``sqrt 2``)."""
+    return edge_width + 0.98
+
+
+def _frame_width(edge_width: int) -> int:
+    """Width of the replicated frame (the engine's ``int(1.5 size + 0.5) + 1``)."""
+    return int(_threshold(edge_width) / np.sqrt(2) * 1.5 + 0.5) + 1
+
+
+def _dilate_disc(img: np.ndarray, radius: float) -> np.ndarray:
+    """Dilation (grey: maximum) by the disc {d: |d| <= radius}; outside the array counts as
+    0. Union of row-shifted 1-D maximum filters, one per distinct half-width of the disc."""
+    if np.sqrt(2) <= radius < 2:  # the disc is the 3x3 square
+        return _box3(img)
+    m = img.view(np.uint8) if img.dtype == bool else img
     r = int(np.floor(radius))
-    dr, dc = np.mgrid[-r:r + 1, -r:r + 1]
-    keep = (dr * dr + dc * dc <= radius * radius) & ((dr != 0) | (dc != 0))
-    return np.stack([dr[keep], dc[keep]], 1)
-
-
-def _threshold(edge_width: int, connectivity: int) -> float:
-    return edge_width + 0.98 if connectivity == 8 else float(edge_width)
-
-
-def _core_mask(fg: np.ndarray, bg: np.ndarray, edge_width: int, connectivity: int) -> np.ndarray:
-    """Foreground farther than the threshold from any background pixel; the image is framed
-    by a replicate of its border (the border and missing pixels make no edge)."""
-    t = _threshold(edge_width, connectivity)
-    if connectivity == 8 and edge_width == 1:  # the disc of radius 1.98 is the 3x3 square
-        near_bg = ndi.maximum_filter(bg.view(np.uint8), size=3, mode="nearest").view(bool)
-        return fg & ~near_bg
-    if connectivity == 4 and edge_width == 1:
-        near_bg = ndi.binary_dilation(np.pad(bg, 1, mode="edge"), _S4)[1:-1, 1:-1]
-        return fg & ~near_bg
-    pad = int(np.ceil(t)) + 1
-    near_bg = _dilate_disc(np.pad(bg, pad, mode="edge"), t)[pad:-pad, pad:-pad]
-    return fg & ~near_bg
-
-
-def _dilate_disc(mask: np.ndarray, radius: float) -> np.ndarray:
-    """Dilation by the disc {d: |d| <= radius} (outside the array counts as empty), as the
-    union of row-shifted 1-D maximum filters (one per distinct half-width of the disc)."""
-    r = int(np.floor(radius))
-    m = mask.view(np.uint8)
-    rows = {}
-    out = np.zeros(mask.shape, dtype=bool)
-    h = mask.shape[0]
+    rows: dict[int, np.ndarray] = {}
+    out = np.zeros(img.shape, dtype=m.dtype)
+    h = img.shape[0]
     for dy in range(-r, r + 1):
         hw = int(np.floor(np.sqrt(max(radius * radius - dy * dy, 0.0))))
         if hw not in rows:
-            rows[hw] = ndi.maximum_filter1d(m, 2 * hw + 1, axis=1, mode="constant").view(bool)
+            rows[hw] = ndi.maximum_filter1d(m, 2 * hw + 1, axis=1, mode="constant")
         f = rows[hw]
         if dy >= 0:
-            out[dy:] |= f[:h - dy]
+            np.maximum(out[dy:], f[:h - dy], out=out[dy:])
         else:
-            out[:h + dy] |= f[-dy:]
-    return out
+            np.maximum(out[:h + dy], f[-dy:], out=out[:h + dy])
+    return out.view(bool) if img.dtype == bool else out
 
 
-def _near(mask: np.ndarray, edge_width: int, connectivity: int) -> np.ndarray:
-    """Pixels within the threshold disc of ``mask`` (dilation by the same disc)."""
+def _box3(img: np.ndarray) -> np.ndarray:
+    """3x3 dilation (grey: maximum) by shifted slices; outside the array counts as 0."""
+    m = img.view(np.uint8) if img.dtype == bool else img
+    rows = m.copy()
+    np.maximum(rows[1:], m[:-1], out=rows[1:])
+    np.maximum(rows[:-1], m[1:], out=rows[:-1])
+    out = rows.copy()
+    np.maximum(out[:, 1:], rows[:, :-1], out=out[:, 1:])
+    np.maximum(out[:, :-1], rows[:, 1:], out=out[:, :-1])
+    return out.view(bool) if img.dtype == bool else out
+
+
+def _erode_disc(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Pixels of ``mask`` farther than ``radius`` from every pixel outside it (outside the
+    array is not 'outside the mask')."""
+    return mask & ~_dilate_disc(~mask, radius)
+
+
+def _core_mask(fg: np.ndarray, bg: np.ndarray, edge_width: int, connectivity: int) -> np.ndarray:
+    """In-image core of a foreground/background pair (missing = neither), as :func:`mspa`
+    computes it: Euclidean distance to background > EW + 0.98 on the replicated frame."""
     t = _threshold(edge_width, connectivity)
-    if connectivity == 8 and edge_width == 1:
-        return ndi.maximum_filter(mask.view(np.uint8), size=3, mode="constant").view(bool)
-    if connectivity == 4 and edge_width == 1:
-        return ndi.binary_dilation(mask, _S4)
-    return _dilate_disc(mask, t)
+    x = fg | (~bg & _dilate_disc(fg, t))
+    f = _frame_width(edge_width)
+    core = _erode_disc(np.pad(x, f, mode="edge"), t)
+    return core[f:-f, f:-f]
 
 
 def _component_has(labels: np.ndarray, n: int, mask: np.ndarray) -> np.ndarray:
@@ -264,9 +364,120 @@ def _component_has(labels: np.ndarray, n: int, mask: np.ndarray) -> np.ndarray:
     return np.bincount(labels[mask], minlength=n + 1) > 0
 
 
-def _border_labels(labels: np.ndarray) -> np.ndarray:
-    b = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+def _border_labels(labels: np.ndarray, width: int = 1) -> np.ndarray:
+    b = np.unique(np.concatenate([labels[:width].ravel(), labels[-width:].ravel(),
+                                  labels[:, :width].ravel(), labels[:, -width:].ravel()]))
     return b[b > 0]
+
+
+def _first_pixel(labels: np.ndarray, n: int) -> np.ndarray:
+    """Flat index of the first (raster-order) pixel of each label 0..n (-1: none)."""
+    first = np.full(n + 1, -1, dtype=np.int64)
+    # a first pixel has another label above it and to its left
+    start = labels > 0
+    start[1:] &= labels[1:] != labels[:-1]
+    start[:, 1:] &= labels[:, 1:] != labels[:, :-1]
+    nz = np.flatnonzero(start)
+    first[labels.ravel()[nz][::-1]] = nz[::-1]
+    return first
+
+
+def _flood(lab: np.ndarray, domain: np.ndarray, width: int, conn: int) -> None:
+    """Flood the core labels ``lab`` (flat int32, 0 = unlabelled) over ``domain`` in place,
+    breadth first, first come first served, in the engine's queue order: the labelled pixels
+    in raster order claim their free 4-neighbours (N, W, S, E), then (8-connectivity) their
+    free diagonal neighbours (NW, NE, SW, SE); then the queue is processed, each pixel
+    claiming its free neighbours in the order N, W, S, E, NW, NE, SW, SE. Pixels on the array
+    border are never flooded."""
+    h = lab.size // width
+    free = domain & (lab == 0)
+    fv = free.reshape(h, width)
+    fv[0] = fv[-1] = False
+    fv[:, 0] = fv[:, -1] = False
+    nshift = 8 if conn == 8 else 4
+    shifts = np.array([dr * width + dc for dr, dc in _FLOOD[:nshift]], dtype=np.int64)
+    slot = np.zeros(lab.size, dtype=np.int32)
+
+    # seeds: a free pixel next to labelled ones takes the label of its first claimant, the
+    # earliest source in raster order (sources above, left, right, below; then the diagonal
+    # ones NW, NE, SW, SE), and enters the queue in (source, direction) order
+    lab0 = lab.copy()
+    tgt = np.flatnonzero(fv & _box3(lab0.reshape(h, width) > 0))
+    passes = [((-width, 2), (-1, 3), (1, 1), (width, 0))]
+    if nshift == 8:
+        passes.append(((-width - 1, 7), (-width + 1, 6), (width - 1, 5), (width + 1, 4)))
+    seeds = []
+    for group in passes:
+        src = np.full(tgt.size, -1, dtype=np.int64)
+        key = np.zeros(tgt.size, dtype=np.int64)
+        for off, k in group:
+            s = tgt + off
+            new = (src < 0) & (lab0[s] > 0)
+            src[new] = s[new]
+            key[new] = s[new] * 8 + k
+        got = src >= 0
+        t, s, key = tgt[got], src[got], key[got]
+        order = np.argsort(key, kind="stable")
+        t, s = t[order], s[order]
+        lab[t] = lab0[s]
+        free[t] = False
+        seeds.append(t)
+        tgt = tgt[~got]
+    layer = np.concatenate(seeds)
+    layer = layer[_box3(fv).ravel()[layer]]  # only pixels with a free neighbour claim more
+
+    while layer.size:
+        tg = (layer[:, None] + shifts[None, :]).ravel()
+        lv = np.repeat(lab[layer], shifts.size)
+        m = free[tg]
+        tg, lv = tg[m], lv[m]
+        pos = np.arange(tg.size, dtype=np.int32)
+        slot[tg[::-1]] = pos[::-1]  # the first claim of a pixel wins
+        win = slot[tg] == pos
+        layer = tg[win]
+        free[layer] = False
+        lab[layer] = lv[win]
+
+
+def _widen_paths(sk: np.ndarray, zone: np.ndarray, radius: float, conn: int) -> np.ndarray:
+    """Connector paths widened by the zone pixels within ``radius`` of them along a straight
+    line inside the zone (EW >= 2; the engine's constrained distance, approximated)."""
+    if radius < 1:
+        return sk.copy()
+    r = int(np.floor(radius))
+    h, w = sk.shape
+    wp = w + 2 * r
+    zf = np.pad(zone, r).ravel()
+    out = np.zeros(zf.size, dtype=bool)
+    sr, sc = np.nonzero(sk)
+    src = (sr + r) * wp + sc + r
+    out[src] = True
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if (dy, dx) == (0, 0) or dy * dy + dx * dx > radius * radius:
+                continue
+            n = max(abs(dy), abs(dx))
+            hit = src
+            for i in range(1, n + 1):  # every pixel of the line from the path, end included
+                o = int(np.floor(dy * i / n + 0.5)) * wp + int(np.floor(dx * i / n + 0.5))
+                hit = hit[zf[hit + o]]
+            out[hit + dy * wp + dx] = True
+    wide = out.reshape(h + 2 * r, wp)[r:-r, r:-r]
+    zl, zn = ndi.label(zone, _structure(conn))
+    return wide & _component_has(zl, zn, sk)[zl]
+
+
+def _all_holes(fg: np.ndarray, data: np.ndarray, cconn: int) -> np.ndarray:
+    """Background enclosed by the foreground: holes of the foreground grown by its 8
+    neighbours into missing pixels, the image framed by missing (the engine's 'all holes')."""
+    fp = np.pad(fg, 1)
+    xp = fp | (~np.pad(data, 1) & _box3(fp))
+    xp = np.pad(xp, 1)
+    hl, hn = ndi.label(~xp, _structure(cconn))
+    ok = np.ones(hn + 1, dtype=bool)
+    ok[0] = False
+    ok[_border_labels(hl)] = False
+    return ok[hl][2:-2, 2:-2]
 
 
 def mspa(data: np.ndarray, *, edge_width: int = 1, connectivity: int = 8, transition: int = 1,
@@ -277,144 +488,148 @@ def mspa(data: np.ndarray, *, edge_width: int = 1, connectivity: int = 8, transi
     a = np.asarray(data)
     if a.ndim != 2:
         raise InputError(f"MSPA needs a 2-D array, got shape {a.shape}")
-    bad = ~np.isin(a, (0, 1, 2))
-    if bad.any():
+    if a.dtype.kind in "ub" and a.size and a.max() <= 2:
+        pass  # the common case, checked without a full isin
+    elif (bad := ~np.isin(a, (0, 1, 2))).any():
         vals = np.unique(a[bad])[:10].tolist()
         raise InputError(f"MSPA input holds values other than 0/1/2: {vals}",
                          fix="recode to 0 missing, 1 background, 2 foreground")
-    conn = connectivity
+    return _mspa_bytes(a, edge_width, connectivity, transition, intext)
+
+
+def _mspa_bytes(a: np.ndarray, edge_width: int, conn: int, transition: int, intext: int,
+                replicate_corners: bool = True) -> np.ndarray:
+    """The analysis of :func:`mspa` on a checked array. ``replicate_corners=False`` leaves
+    the corners of the replicated frame empty, as the GWB 2.0 engine (mspa v2.3) does: the
+    three foreground image corners of its example are then edge, not core."""
     cconn = 4 if conn == 8 else 8
+    st, cst = _structure(conn), _structure(cconn)
     fg = a == FOREGROUND_IN
-    bg = a == BACKGROUND_IN
     miss = a == MISSING_IN
     h, w = a.shape
-    st, cst = _structure(conn), _structure(cconn)
+    t = _threshold(edge_width, conn)
+    f = _frame_width(edge_width)
 
-    # 1. core, boundary (edge/perforation), islets, connectors
-    core = _core_mask(fg, bg, edge_width, conn)
-    bnd = fg & ~core & _near(core, edge_width, conn)
-    fl, fn = ndi.label(fg, st)
-    islet = fg & ~_component_has(fl, fn, core)[fl]
-    del fl
-    conn_px = fg & ~core & ~bnd & ~islet
+    # 1. X (missing near foreground acts as foreground), framed; core, islets, opening
+    x = fg | (miss & _dilate_disc(fg, t)) if miss.any() else fg
+    xf = np.pad(x, f, mode="edge")
+    if not replicate_corners:
+        xf[:f, :f] = xf[:f, -f:] = xf[-f:, :f] = xf[-f:, -f:] = False
+    H, W = xf.shape
+    core = _erode_disc(xf, t)
+    xl, xn = ndi.label(xf, st)
+    islet = xf & ~_component_has(xl, xn, core)[xl]
+    del xl
+    opening = _dilate_disc(core, t)
+    bnd = opening & ~core
 
-    # 2. holes of core, their enclosing core, internal flag
+    # 2. holes of core, nesting levels, edge / perforation
     cl, cn = ndi.label(core, st)
     hl, hn = ndi.label(~core, cst)
     hole_ok = np.ones(hn + 1, dtype=bool)
     hole_ok[0] = False
     hole_ok[_border_labels(hl)] = False
-    in_hole = hole_ok[hl]
-    flat_h = hl.ravel()
-    # the pixel above the first (raster-order) pixel of a hole is a core pixel of the core
-    # that encloses it; the pixel above the first pixel of a core lies in its exterior
-    first_h = np.full(hn + 1, -1, dtype=np.int64)
-    nz = np.flatnonzero(flat_h)
-    first_h[flat_h[nz][::-1]] = nz[::-1]
-    parent = np.zeros(hn + 1, dtype=np.int32)
-    ok = hole_ok & (first_h >= w)
-    parent[ok] = cl.ravel()[first_h[ok] - w]
-    flat_c = cl.ravel()
-    first_c = np.full(cn + 1, -1, dtype=np.int64)
-    nz = np.flatnonzero(flat_c)
-    first_c[flat_c[nz][::-1]] = nz[::-1]
-    core_internal = np.zeros(cn + 1, dtype=bool)
-    okc = first_c >= w
+    flat_h, flat_c = hl.ravel(), cl.ravel()
+    # the pixel above the first pixel of a hole is core of the enclosing component; the pixel
+    # above the first pixel of a core component lies in the region that encloses it
+    first_h = _first_pixel(hl, hn)
+    parent = np.zeros(hn + 1, dtype=np.int64)
+    okh = hole_ok & (first_h >= W)
+    parent[okh] = flat_c[first_h[okh] - W]
+    first_c = _first_pixel(cl, cn)
+    region = np.zeros(cn + 1, dtype=np.int64)
+    okc = first_c >= W
     okc[0] = False
-    core_internal[okc] = hole_ok[flat_h[first_c[okc] - w]]
-    # a boundary pixel in a hole is perforation if the enclosing core is within the disc
-    perf = np.zeros_like(fg)
-    bidx = np.flatnonzero((bnd & in_hole).ravel())
-    if bidx.size:
-        par = parent[flat_h[bidx]]
-        hit = np.zeros(bidx.size, dtype=bool)
-        br, bc = np.divmod(bidx, w)
-        for dr, dc in _disc_offsets(_threshold(edge_width, conn)):
-            rr, cc = br + dr, bc + dc
-            inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-            lab = np.zeros(bidx.size, dtype=np.int32)
-            lab[inside] = cl[rr[inside], cc[inside]]
-            hit |= (lab == par) & (lab > 0)
-        perf.ravel()[bidx[hit]] = True
+    region[okc] = flat_h[first_c[okc] - W]
+    enclosed = hole_ok[region]
+    enclosed[0] = False
+    level = np.where(enclosed, -1, 0)
+    todo = np.flatnonzero(enclosed)
+    while todo.size:  # nesting depth: a core in a hole is one level below the hole's parent
+        plev = level[parent[region[todo]]]
+        known = plev >= 0
+        if not known.any():  # cannot happen for a consistent nesting; be safe
+            level[todo] = 0
+            break
+        level[todo[known]] = plev[known] + 1
+        todo = todo[~known]
+    hole_level = np.full(hn + 1, -1, dtype=np.int64)
+    hole_level[hole_ok] = level[parent[hole_ok]]
+    lev = np.zeros(cn + 1, dtype=np.uint8)
+    lev[1:] = np.minimum(level[1:] + 1, 254)
+    near_lev = _dilate_disc(lev[cl], t)  # max (nesting level + 1) of the cores within r
+    bidx = np.flatnonzero(bnd.ravel())
+    edge = np.zeros(H * W, dtype=bool)
+    edge[bidx] = near_lev.ravel()[bidx].astype(np.int64) > hole_level[flat_h[bidx]] + 1
+    edge = edge.reshape(H, W)
+    perf = bnd & ~edge
+    del near_lev, cl
+    residues = xf & ~opening & ~islet
 
-    # 3. connectors: skeleton (ends kept), then full anchored pruning
-    W = w + 2
-    state = np.zeros((h + 2) * W, dtype=np.uint8)
-    sv = state.reshape(h + 2, W)[1:-1, 1:-1]
-    sv[core | bnd] = 2
-    sv[conn_px] = 1
-    thin = _Thinner(state, W, conn)
-    cidx = np.flatnonzero(state == 1)
-    thin.run(cidx, keep_ends=True)
-    skel_idx = np.flatnonzero(state == 1)  # padded flat indices of the skeleton S
-    sv[bnd] = 1
-    thin.run(np.flatnonzero(state == 1), keep_ends=False)
-    resid = sv == 1  # R: paths between cores, in C and B
-    rl, rn = ndi.label(resid, st)
-    kind = np.zeros(rn + 1, dtype=np.uint8)  # 2 loop, 3 bridge
-    if rn:
-        ridx = np.flatnonzero(resid.ravel())
-        rr, rc = np.divmod(ridx, w)
-        pairs = []
-        for dr, dc in _NB:
-            r2, c2 = rr + dr, rc + dc
-            inside = (r2 >= 0) & (r2 < h) & (c2 >= 0) & (c2 < w)
-            lab = np.zeros(ridx.size, dtype=np.int64)
-            lab[inside] = cl[r2[inside], c2[inside]]
-            m = lab > 0
-            pairs.append(rl.ravel()[ridx[m]].astype(np.int64) * (cn + 1) + lab[m])
-        pairs = np.unique(np.concatenate(pairs))
-        ncores = np.bincount(pairs // (cn + 1), minlength=rn + 1)
-        kind[1:] = np.where(ncores[1:] >= 2, 3, 2)
-    # classes on connector pixels: 1 branch, 2 loop, 3 bridge
-    ccls = np.zeros((h + 2) * W, dtype=np.uint8)
-    cv = ccls.reshape(h + 2, W)[1:-1, 1:-1]
-    skel = np.zeros((h + 2) * W, dtype=bool)
-    skel[skel_idx] = True
-    skel = skel.reshape(h + 2, W)[1:-1, 1:-1]
-    cv[skel] = 1
-    rk = kind[rl]
-    cv[conn_px & resid] = rk[conn_px & resid]
-    pending = np.flatnonzero((conn_px & ~skel).ravel())
-    if pending.size:
-        pr, pc = np.divmod(pending, w)
-        pidx = (pr + 1) * W + pc + 1
-        nbo = thin.nb
-        while pidx.size:
-            best = np.zeros(pidx.size, dtype=np.uint8)
-            for o in nbo:
-                np.maximum(best, ccls[pidx + o], out=best)
-            got = best > 0
-            if not got.any():
-                break
-            ccls[pidx[got]] = best[got]
-            pidx = pidx[~got]
-        ccls[pidx] = 1  # thickness with no skeleton: small bumps -> branch
+    # 3. anchored order-independent thinning of opening + residues (2-pixel frame zeroed)
+    core_z = core.copy()
+    core_z[:2] = core_z[-2:] = False
+    core_z[:, :2] = core_z[:, -2:] = False
+    state = np.zeros(H * W, dtype=np.uint8)
+    sv = state.reshape(H, W)
+    sv[opening | residues] = 1
+    sv[core_z] = 2
+    sv[:2] = sv[-2:] = 0
+    sv[:, :2] = sv[:, -2:] = 0
+    _oi_thin(state, W, conn)
+    paths = sv == 1
+    del state
+    if edge_width > 1:
+        paths = _widen_paths(paths, (opening & ~core_z) | residues,
+                             t - np.sqrt(2), conn)
 
-    # 4. bytes
-    out = np.zeros((h, w), dtype=np.uint8)
-    out[core] = CORE
-    out[islet] = ISLET
-    out[bnd] = EDGE
-    out[perf] = PERFORATION
-    ctab = np.array([0, BRANCH, LOOP, BRIDGE], dtype=np.uint8)
-    out[conn_px] = ctab[cv[conn_px]]
-    if transition:
-        tr = bnd & resid
-        k = rk[tr]
-        base = out[tr]
-        out[tr] = np.where(k == 3, np.where(base == PERFORATION, BRIDGE_PERF, BRIDGE_EDGE),
-                           np.where(base == PERFORATION, LOOP_PERF, LOOP_EDGE))
+    # 4. loop or bridge: flood the core labels over opening + paths
+    zl, zn = ndi.label(core_z, st)
+    lab = zl.ravel().astype(np.int32)
+    _flood(lab, (opening | paths).ravel(), W, conn)
+    path_lab, pn = ndi.label(paths, st)
+    bridge = np.zeros_like(paths)
+    if pn:  # a bridge component holds two different flooded labels
+        pidx = np.flatnonzero(paths.ravel())
+        comp, val = path_lab.ravel()[pidx], lab[pidx]
+        rep = np.zeros(pn + 1, dtype=val.dtype)
+        rep[comp] = val
+        is_bridge = np.bincount(comp[val != rep[comp]], minlength=pn + 1) > 0
+        bridge = is_bridge[path_lab] & paths
+    loop = paths & ~bridge
+    del lab, path_lab
+
+    # 5. bytes (in the image)
+    sl = (slice(f, f + h), slice(f, f + w))
+    out = x.astype(np.uint8)
+    out |= islet[sl].view(np.uint8) << 3
+    out |= perf[sl].view(np.uint8) << 2
+    out |= edge[sl].view(np.uint8) << 1
+    out |= core[sl].view(np.uint8) << 4
+    br, lp = bridge[sl], loop[sl]
+    if not transition:
+        on_bnd = bnd[sl]
+        br, lp = br & ~on_bnd, lp & ~on_bnd
+    out |= br.view(np.uint8) << 5
+    out |= lp.view(np.uint8) << 6
+
+    # 6. internal (+100), core-opening and border-opening
     if intext:
-        internal = (fg & ~core & in_hole) | (core & core_internal[cl])
+        band = np.zeros((H, W), dtype=bool)
+        band[:3] = band[-3:] = True
+        band[:, :3] = band[:, -3:] = True
+        hole_z = hole_ok & ~_component_has(hl, hn, band)
+        first_z = _first_pixel(zl, zn)
+        zin = np.zeros(zn + 1, dtype=bool)
+        okz = first_z >= W
+        okz[0] = False
+        zin[okz] = hole_z[flat_h[first_z[okz] - W]]
+        hz, zz = hl[sl], zl[sl]
+        in_hole = hole_z[hz]
+        internal = np.where(zz > 0, zin[zz], in_hole)
         out[internal] += INTERNAL
-        bl, bn = ndi.label(bg, cst)
-        opening = np.ones(bn + 1, dtype=bool)
-        opening[0] = False
-        opening[_border_labels(bl)] = False
-        opening = opening[bl]
-        out[opening] = BORDER_OPENING
-        out[bg & in_hole] = CORE_OPENING
+        openings = _all_holes(fg, ~miss, cconn) & ~in_hole & ~x
+        out[openings] = BORDER_OPENING
     out[miss] = MISSING
     return out
 
