@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 
 SQRT2 = math.sqrt(2.0)
 LU_MAX_NODES = 60_000
+#: other focal regions larger than this (in nodes, or 0.1 % of the grid) get a per-pair
+#: multigrid preconditioner instead of the shared one
+PAIR_PRECONDITIONER_NODES = 2_000
 
 
 @dataclass
@@ -828,8 +831,22 @@ def _solve_cg(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list, record, to
         shift[dall] = ground
         A32 = (L.astype(np.float32) + sp.diags(shift)).tocsr()
     amg = _AMG(A32, gr.rc[nodes], gr.colors[nodes])
-    del A32, diag_pos
+    del A32
+    rc_loc, col_loc = gr.rc[nodes], gr.colors[nodes]
     gr.rc = None
+
+    def pair_amg(grounded: np.ndarray) -> _AMG:
+        """A preconditioner grounded at the pair's two regions only: when the other regions
+        are large, grounding them (the shared one) is a high-rank error and CG stalls."""
+        if diag_pos is not None:
+            A = sp.csr_matrix((L.data.astype(np.float32), L.indices, L.indptr), shape=L.shape,
+                              copy=False)
+            A.data[diag_pos[grounded]] += ground
+        else:
+            sh = np.zeros(nn, dtype=np.float32)
+            sh[grounded] = ground
+            A = (L.astype(np.float32) + sp.diags(sh)).tocsr()
+        return _AMG(A, rc_loc, col_loc)
     timings["multigrid setup"] = time.perf_counter() - t0
     comp_loc = gr.comp[nodes]
     m = len(regs)
@@ -889,8 +906,11 @@ def _solve_cg(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list, record, to
                 x += ac * U[c2]
         x[fixed] = 0.0
         B = np.asfortranarray(-(L @ ind_j)[:, None])
-        X = _block_pcg(L, B, amg, [fixed], tol, X=X)
-        del B
+        others = dall.size - np.union1d(li, lj).size
+        M = amg if others <= max(PAIR_PRECONDITIONER_NODES, nn // 1000) else \
+            pair_amg(np.union1d(li, lj))
+        X = _block_pcg(L, B, M, [fixed], tol, X=X)
+        del B, M
         x = X[:, 0]
         x += ind_j
         return p, x, 1.0 / float(x @ (L @ x))

@@ -283,3 +283,27 @@ def test_multigrid_default_tolerance_matches_tight(regions: bool):
     scale = float(np.max(tight.cumulative_current))
     np.testing.assert_allclose(loose.cumulative_current, tight.cumulative_current,
                                atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("per_pair", [True, False])
+def test_large_focal_regions_cg_matches_lu(monkeypatch, per_pair):
+    """Cores as focal regions of thousands of cells (the ecology step's case): the multigrid CG
+    (with a per-pair preconditioner when the other regions are large, else the shared one)
+    gives LU's resistances and currents."""
+    import layers.circuit as C
+
+    rng = np.random.default_rng(7)
+    n = 150
+    r = np.exp(rng.normal(0, 1.0, (n, n))) * 5
+    r[rng.random((n, n)) < 0.05] = np.nan
+    focal = np.zeros((n, n), np.int32)
+    focal[5:55, 5:55] = 1
+    focal[95:145, 10:60] = 2
+    focal[40:90, 95:145] = 3
+    monkeypatch.setattr(C, "PAIR_PRECONDITIONER_NODES", 2_000 if per_pair else 10**9)
+    cg = C.pairwise(r, focal, solver="cg", lu_max_nodes=0)
+    lu = C.pairwise(r, focal, solver="lu")
+    np.testing.assert_allclose(cg.pairs["resistance"], lu.pairs["resistance"], rtol=1e-6)
+    np.testing.assert_allclose(np.nan_to_num(cg.cumulative_current),
+                               np.nan_to_num(lu.cumulative_current),
+                               atol=1e-4 * np.nanmax(lu.cumulative_current))
