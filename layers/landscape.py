@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import xarray as xr
 from affine import Affine
-from scipy.sparse.csgraph import connected_components
+from scipy import ndimage as ndi
 
 from gis.errors import CRSMismatchError, InputError
 
@@ -126,32 +125,33 @@ def class_metrics(classes: Any, zones: Any = None, *, zone_field: str | None = N
     land_cells = np.bincount(zone_idx[valid] - 1, minlength=nz)
     cell_area = dx * dy
 
-    # patches: connected components over 8-neighbour pairs with the same (zone, class) key
-    flat = np.arange(h * w, dtype=np.int64).reshape(h, w)
-    src, dst = [], []
+    # edges: orthogonal sides shared with a cell of a different valid class of the same zone
     edge = np.zeros(n_keys)
-    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        c0, c1 = max(0, -dc), w - max(0, dc)
-        ka, kb = key[0:h - dr, c0:c1], key[dr:h, c0 + dc:c1 + dc]
-        same = (ka == kb) & (ka >= 0)
-        src.append(flat[0:h - dr, c0:c1][same])
-        dst.append(flat[dr:h, c0 + dc:c1 + dc][same])
-        if dr == 0 or dc == 0:  # orthogonal: shared side of a different valid class
-            za = np.where(ka >= 0, ka // nc, -1)
-            zb = np.where(kb >= 0, kb // nc, -1)
-            diff = (ka >= 0) & (kb >= 0) & (za == zb) & (ka != kb)
-            side = dy if dr == 0 else dx  # east neighbours share a vertical side
-            edge += side * (np.bincount(ka[diff], minlength=n_keys)
-                            + np.bincount(kb[diff], minlength=n_keys))
-    s, d = np.concatenate(src), np.concatenate(dst)
-    g = sp.csr_array((np.ones(len(s), np.int8), (s, d)), shape=(h * w, h * w))
-    _, comp = connected_components(g, directed=False)
-    comp_v, key_v = comp[valid.ravel()], key.ravel()[valid.ravel()]
-    _, first, size = np.unique(comp_v, return_index=True, return_counts=True)
-    patch_key = key_v[first]
-    n_patches = np.bincount(patch_key, minlength=n_keys)
+    for dr, dc in ((0, 1), (1, 0)):
+        ka, kb = key[0:h - dr, 0:w - dc], key[dr:h, dc:w]
+        za = np.where(ka >= 0, ka // nc, -1)
+        zb = np.where(kb >= 0, kb // nc, -1)
+        diff = (ka >= 0) & (kb >= 0) & (za == zb) & (ka != kb)
+        side = dy if dr == 0 else dx  # east neighbours share a vertical side
+        edge += side * (np.bincount(ka[diff], minlength=n_keys)
+                        + np.bincount(kb[diff], minlength=n_keys))
+        del ka, kb, za, zb, diff
+    # patches: 8-connected groups of cells with the same (zone, class) key, labelled key by
+    # key inside each zone's bounding box (memory: a few grid-sized arrays)
+    n_patches = np.zeros(n_keys, np.int64)
     largest = np.zeros(n_keys, np.int64)
-    np.maximum.at(largest, patch_key, size)
+    s8 = np.ones((3, 3), bool)
+    for zi, sl in enumerate(ndi.find_objects(zone_idx)):
+        if sl is None:
+            continue
+        kz = key[sl]
+        ks = np.unique(kz[kz >= 0])
+        for k in ks[ks // nc == zi]:  # the box may hold cells of other zones: not theirs
+            lab, n = ndi.label(kz == k, structure=s8)
+            n_patches[k] = n
+            if n:
+                largest[k] = int(np.bincount(lab.ravel())[1:].max())
+            del lab
 
     rows = []
     for k in np.flatnonzero(cells):

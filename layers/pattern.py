@@ -34,7 +34,8 @@ land-cover raster (sources -> resistance -> corridors -> nodes, methods notes se
    its cells are; cores by majority) and spreads each coarse cell's current to its cells.
 8. **Pinch points** (Pinchpoint Mapper's idea, McRae 2012): inside the selected corridor polygons
    and outside the cores, cells whose cumulative current is >= the ``pinch_quantile`` of the
-   current over those cells; 8-connected groups of at least ``pinch_min_cells`` cells.
+   current over those cells; 8-connected groups of at least ``pinch_min_cells`` circuit cells
+   (``pinch_min_cells x circuit_factor**2`` cells of the grid).
 9. **Barriers** (Barrier Mapper, McRae et al. 2012, PLoS ONE 7:e52604): for a circle of radius
    ``r`` centred on a cell, restoring it would cut the corridor's least-cost distance LCD to
    ``min_disc(CWD_A) + min_disc(CWD_B) + 2 r x R_restored`` (``R_restored`` = the lowest
@@ -549,14 +550,14 @@ def ecological_pattern(landcover: xr.DataArray, scheme: ClassScheme, *,
     lap("cores")
 
     say("resistance surface")
-    res_da, _parts = resistance_surface(landcover, scheme, dem=dem, roads=roads,
-                                        tables=resistance_tables)
-    res = np.asarray(res_da.values, dtype=np.float64)
+    res_da, _ = resistance_surface(landcover, scheme, dem=dem, roads=roads,
+                                   tables=resistance_tables, components=False)
+    formula = res_da.attrs.get("formula", "")
+    res = np.asarray(res_da.values, dtype=np.float32)
     res[~valid] = np.nan
-    res_da = like(landcover, res.astype(np.float32), nodata=float("nan"), units="relative",
-                  kind="continuous", name="resistance")
-    res_da.attrs["formula"] = _parts["base"].attrs.get("formula", "") or \
-        "R = R_class x f_slope x f_road x f_built"
+    res_da = like(landcover, res, nodata=float("nan"), units="relative", kind="continuous",
+                  name="resistance")
+    res_da.attrs["formula"] = formula
     lap("resistance")
 
     say(f"least-cost links between the {len(selected)} selected cores")
@@ -619,7 +620,8 @@ def ecological_pattern(landcover: xr.DataArray, scheme: ClassScheme, *,
         lap("circuit")
         pinch, thr = pinch_points(cur, list(masks.items()), core_mask, grid.transform,
                                   grid.crs, quantile=s.pinch_quantile,
-                                  min_cells=s.pinch_min_cells, pixel_ha=pixel_ha)
+                                  min_cells=s.pinch_min_cells * s.circuit_factor ** 2,
+                                  pixel_ha=pixel_ha)
         current_da.attrs["pinch_threshold_A"] = thr
     else:
         pinch = _frame([], ["pinch_id", "corridor_id", "area_ha", "max_current_A",

@@ -145,17 +145,24 @@ def band_multiplier(values: np.ndarray, tables: ResistanceTables, factor: str) -
 def resistance_surface(landcover: xr.DataArray, scheme: ClassScheme, *,
                        dem: xr.DataArray | None = None, roads: gpd.GeoDataFrame | None = None,
                        built_classes: Sequence[str] = BUILT_CLASSES,
-                       tables: ResistanceTables | None = None
+                       tables: ResistanceTables | None = None, components: bool = True
                        ) -> tuple[xr.DataArray, dict[str, xr.DataArray]]:
     """The resistance raster on the land cover's grid and its components (base, slope, the three
     multipliers, distances). ``dem`` must be on the same grid (align it first, on purpose:
     ``gis.grid.align_to(dem, grid, resampling="bilinear")``); ``roads`` are lines in the grid's
-    CRS (rasterised with all touched cells)."""
+    CRS (rasterised with all touched cells). ``components=False`` returns an empty dict in
+    place of the components (less memory on large grids)."""
     tables = tables or load_resistance_tables()
     grid = GridSpec.of(landcover)
     res = grid.res
     base = base_resistance(landcover, scheme, tables)
-    parts: dict[str, np.ndarray] = {"base": base}
+    parts: dict[str, np.ndarray] = {}
+
+    def keep(name: str, a: np.ndarray) -> None:
+        if components:
+            parts[name] = a
+
+    keep("base", base)
     r = base.copy()
     if dem is not None:
         assert_same_grid(landcover, dem, names=("land cover", "DEM"))
@@ -163,9 +170,12 @@ def resistance_surface(landcover: xr.DataArray, scheme: ClassScheme, *,
         if dem.rio.nodata is not None and not np.isnan(dem.rio.nodata):
             dem_v[dem_v == dem.rio.nodata] = np.nan
         s = slope_deg(dem_v, res)
-        parts["slope_deg"] = s
-        parts["f_slope"] = band_multiplier(s, tables, "slope_deg")
-        r *= parts["f_slope"]
+        del dem_v
+        f = band_multiplier(s, tables, "slope_deg")
+        keep("slope_deg", s)
+        keep("f_slope", f)
+        r *= f
+        del s, f
     if roads is not None and len(roads):
         if roads.crs is None or crs_key(roads.crs) != crs_key(grid.crs):
             raise CRSMismatchError(f"roads are in {roads.crs}, the land cover in another CRS",
@@ -176,18 +186,22 @@ def resistance_surface(landcover: xr.DataArray, scheme: ClassScheme, *,
             out_shape=grid.shape, transform=grid.transform, all_touched=True,
             dtype=np.uint8).astype(bool)
         d = distance_to(mask, res)
-        parts["road_m"] = d
-        parts["f_road"] = band_multiplier(d, tables, "road_m")
-        r *= parts["f_road"]
+        f = band_multiplier(d, tables, "road_m")
+        keep("road_m", d)
+        keep("f_road", f)
+        r *= f
+        del d, f, mask
     canon = scheme.table.get("canonical", pd.Series(dtype=str))
     built_codes = canon.index[canon.isin(list(built_classes))].to_numpy()
     lc = np.asarray(landcover.values)
     built = np.isin(lc, built_codes)
     if built.any():
         d = distance_to(built, res)
-        parts["built_m"] = d
-        parts["f_built"] = band_multiplier(d, tables, "built_m")
-        r *= parts["f_built"]
+        f = band_multiplier(d, tables, "built_m")
+        keep("built_m", d)
+        keep("f_built", f)
+        r *= f
+        del d, f
 
     def wrap(a: np.ndarray, name: str, units: str) -> xr.DataArray:
         return make_raster(a.astype(np.float32), grid, nodata=float("nan"), units=units,

@@ -108,3 +108,22 @@ def test_habitat_mask_errors():
         habitat_mask(np.array([[1, 42]], "uint8"), "clcd")
     with pytest.raises(InputError, match="unknown habitat"):
         habitat_mask(LC, "clcd", classes=("jungle",), nodata=0)
+
+
+def test_patches_per_zone_match_brute_force_labelling():
+    """Zone 1 lies inside the bounding boxes of zones 2 and 3: each zone's patches are its own
+    (checked against scipy labelling of each (zone, class) mask)."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(3)
+    cls = ndi.median_filter(rng.integers(1, 4, (60, 70)), 3)
+    z = np.zeros((60, 70), int)
+    z[:, :30], z[:, 30:] = 2, 3
+    z[20:40, 20:50] = 1
+    m = class_metrics(cls, z, cell_size=30)
+    assert len(m) == 9
+    for (zz, c), r in m.set_index(["zone", "class"]).iterrows():
+        lab, n = ndi.label((cls == c) & (z == zz), structure=np.ones((3, 3)))
+        assert n == r.n_patches
+        assert r.lpi_pct == pytest.approx(np.bincount(lab.ravel())[1:].max() / (z == zz).sum()
+                                          * 100)
