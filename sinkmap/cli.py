@@ -135,6 +135,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, required=True, help="output folder")
     e.add_argument("--cores", type=int, default=5, help="number of cores to select (5)")
     e.add_argument("--corridors", type=int, default=3, help="number of corridors to select (3)")
+    e.add_argument("--rank-corridors-by", dest="rank_corridors_by",
+                   choices=("cost", "length_m", "cwd_to_path_length_ratio"),
+                   help="rank the links by least-cost path cost (default), length, or cost per "
+                   "metre")
     e.add_argument("--min-core-ha", dest="min_core_ha", type=float,
                    help="smallest MSPA core patch that can be a core, ha (100)")
     e.add_argument("--min-core-gap", dest="min_core_gap_m", type=float,

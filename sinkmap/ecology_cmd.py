@@ -258,7 +258,7 @@ def settings_from_args(args: Any) -> PatternSettings:
     """PatternSettings from the parsed ``sinkmap ecology`` arguments."""
     values: dict[str, Any] = {"cores": args.cores, "corridors": args.corridors}
     for key in ("min_core_ha", "min_core_gap_m", "edge_width", "threshold_m", "corridor_cwd",
-                "buffer_cwd", "circuit_factor"):
+                "buffer_cwd", "circuit_factor", "rank_corridors_by"):
         v = getattr(args, key, None)
         if v is not None:
             values[key] = v

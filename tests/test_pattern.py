@@ -308,8 +308,11 @@ def test_cli_ecology(files, capsys):
 
     rc = main(["-q", "ecology", "--landcover", str(files / "lc.tif"), "--out",
                str(files / "cli"), "--cores", "2", "--corridors", "1", "--min-core-ha", "5",
-               "--min-core-gap", "0", "--corridor-cwd", "300", "--lang", "en"])
+               "--min-core-gap", "0", "--corridor-cwd", "300", "--lang", "en",
+               "--rank-corridors-by", "length_m"])
     assert rc == 0
+    saved = json.loads((files / "cli" / "summary.json").read_text(encoding="utf-8"))
+    assert saved["settings"]["rank_links_by"] == "length_m"
     out = capsys.readouterr().out
     assert "cores: 2 selected of 4" in out and "Ecological core" in out
     rc = main(["-q", "ecology", "--landcover", str(files / "lc.tif"), "--out",
