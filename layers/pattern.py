@@ -536,7 +536,8 @@ def ecological_pattern(landcover: xr.DataArray, scheme: ClassScheme, *,
             f"only {len(selected)} of the {found} core patches of >= {s.min_core_ha:g} ha are at "
             f"least {s.min_core_gap_m:g} m apart; {s.n_cores} cores were asked for",
             source=landcover.attrs.get("source", "land cover"),
-            fix=f"ask for --cores {len(selected)}, or lower --min-core-gap / --min-core-ha")
+            fix=(f"ask for --cores {len(selected)}, or lower --min-core-gap / --min-core-ha"
+                 if len(selected) >= 2 else "lower --min-core-gap (or --min-core-ha)"))
     table["selected"] = table["core_id"].isin(selected)
     table["dPC_rank"] = table["rank"]
     # rank: the selected cores 1..N in dPC order, then the other candidates by dPC

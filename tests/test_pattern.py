@@ -207,7 +207,8 @@ def test_too_few_cores_says_how_many():
                            settings=small_settings(n_cores=5, min_core_ha=20))
     with pytest.raises(InputError, match=r"no MSPA core patch of >= 100 ha.*largest 29.2 ha"):
         ecological_pattern(raster(landscape()), SCHEME, settings=small_settings(min_core_ha=100))
-    with pytest.raises(InputError, match="only 1 of the 4 core patches"):
+    with pytest.raises(InputError,
+                       match=r"only 1 of the 4 core patches(.|\n)*fix: lower --min-core-gap"):
         ecological_pattern(raster(landscape()), SCHEME,
                            settings=small_settings(min_core_gap_m=10_000))
 
