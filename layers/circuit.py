@@ -822,31 +822,22 @@ def _solve_cg(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list, record, to
     assert gr.rc is not None and gr.colors is not None
     ground = np.float32(gr.deg[nodes].mean())
     diag_pos = _diag_positions(L)
-    if diag_pos is not None:  # share L's index arrays
-        A32 = sp.csr_matrix((L.data.astype(np.float32), L.indices, L.indptr), shape=L.shape,
-                            copy=False)
-        A32.data[diag_pos[dall]] += ground
-    else:
-        shift = np.zeros(nn, dtype=np.float32)
-        shift[dall] = ground
-        A32 = (L.astype(np.float32) + sp.diags(shift)).tocsr()
-    amg = _AMG(A32, gr.rc[nodes], gr.colors[nodes])
-    del A32
     rc_loc, col_loc = gr.rc[nodes], gr.colors[nodes]
     gr.rc = None
 
-    def pair_amg(grounded: np.ndarray) -> _AMG:
-        """A preconditioner grounded at the pair's two regions only: when the other regions
-        are large, grounding them (the shared one) is a high-rank error and CG stalls."""
-        if diag_pos is not None:
+    def grounded_amg(grounded: np.ndarray) -> _AMG:
+        """The multigrid of L with a ground (diagonal shift) at the ``grounded`` nodes."""
+        if diag_pos is not None:  # share L's index arrays
             A = sp.csr_matrix((L.data.astype(np.float32), L.indices, L.indptr), shape=L.shape,
                               copy=False)
             A.data[diag_pos[grounded]] += ground
         else:
-            sh = np.zeros(nn, dtype=np.float32)
-            sh[grounded] = ground
-            A = (L.astype(np.float32) + sp.diags(sh)).tocsr()
+            shift = np.zeros(nn, dtype=np.float32)
+            shift[grounded] = ground
+            A = (L.astype(np.float32) + sp.diags(shift)).tocsr()
         return _AMG(A, rc_loc, col_loc)
+
+    amg = grounded_amg(dall)
     timings["multigrid setup"] = time.perf_counter() - t0
     comp_loc = gr.comp[nodes]
     m = len(regs)
@@ -907,8 +898,10 @@ def _solve_cg(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list, record, to
         x[fixed] = 0.0
         B = np.asfortranarray(-(L @ ind_j)[:, None])
         others = dall.size - np.union1d(li, lj).size
+        # large other regions: grounding them (the shared preconditioner) is a high-rank
+        # error and CG stalls; ground the pair's two regions only
         M = amg if others <= max(PAIR_PRECONDITIONER_NODES, nn // 1000) else \
-            pair_amg(np.union1d(li, lj))
+            grounded_amg(np.union1d(li, lj))
         X = _block_pcg(L, B, M, [fixed], tol, X=X)
         del B, M
         x = X[:, 0]

@@ -169,9 +169,13 @@ class Pattern:
     settings: PatternSettings
     timings: dict[str, float] = field(default_factory=dict)
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready summary (counts, selections, settings)."""
+    def summary(self, zones: gpd.GeoDataFrame | None = None) -> dict[str, Any]:
+        """JSON-ready summary (counts, selections, settings). ``zones``: the zones with carbon
+        columns (``stock_tC``, ``stock_tCO2e``) added, to report instead of ``self.zones``."""
         sel = self.cores[self.cores["selected"]]
+        pixel_ha = GridSpec.of(self.mspa).pixel_area_m2 / 1e4
+        zones = self.zones if zones is None else zones
+        stock_cols = [c for c in ("stock_tC", "stock_tCO2e") if c in zones.columns]
         unreach = self.links[~self.links["reachable"].astype(bool)]
         return {
             "n_cores_found": len(self.cores),
@@ -180,7 +184,7 @@ class Pattern:
             "n_pinchpoints": len(self.pinchpoints),
             "n_barriers": len(self.barriers),
             "mspa": {k: {"pct": v["percent"], "objects": v["objects"],
-                         "area_ha": v["pixels"] * GridSpec.of(self.mspa).pixel_area_m2 / 1e4}
+                         "area_ha": v["pixels"] * pixel_ha}
                      for k, v in self.mspa_stats["classes"].items()},
             "landscape_connectivity": {k: _num(v) for k, v in self.landscape.items()},
             "selected_cores": [
@@ -198,7 +202,9 @@ class Pattern:
             if self.current is not None else None,
             "unreachable_pairs": [[int(r.core_a), int(r.core_b)] for r in unreach.itertuples()],
             "zones": [{"zone": str(r.zone), "name": str(r.name), "kind": str(r.kind),
-                       "area_ha": _num(r.area_ha)} for r in self.zones.itertuples()],
+                       "area_ha": _num(r.area_ha),
+                       **{c: _num(getattr(r, c)) for c in stock_cols}}
+                      for r in zones.itertuples()],
             "settings": {k: (list(v) if isinstance(v, tuple) else v)
                          for k, v in asdict(self.settings).items()},
             "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
@@ -479,6 +485,7 @@ def ecological_pattern(landcover: xr.DataArray, scheme: ClassScheme, *,
     s = settings or PatternSettings()
     s.check()
     say = progress or (lambda msg: None)
+    landcover = landcover.compute()  # read once: every step below needs all of it
     grid = GridSpec.of(landcover)
     pixel_ha = grid.pixel_area_m2 / 10_000.0
     for name, gdf in (("region", region), ("zones", zones), ("roads", roads)):

@@ -377,9 +377,9 @@ def validate(cfg: ProjectConfig, *, scan_codes: bool = True) -> list[str]:
                 add(cfg.landcover[y], f"grid ({g.describe()}) differs from {y0} "
                     f"({grids[y0].describe()}); fix: align it with gis.grid.align_to "
                     "(nearest/mode resampling for classes)")
-    if (cfg.ecology or {}).get("resistance_table") is not None \
-            and not Path(cfg.ecology["resistance_table"]).exists():  # type: ignore[index]
-        add(cfg.ecology["resistance_table"], "[ecology] resistance_table does not exist")  # type: ignore[index]
+    table_path = (cfg.ecology or {}).get("resistance_table")
+    if table_path is not None and not Path(table_path).exists():
+        add(table_path, "[ecology] resistance_table does not exist")
     for name, path in (("imagery", cfg.tillage_imagery), ("samples", cfg.tillage_samples)):
         if path is not None and not path.exists():
             add(path, f"[tillage] {name} does not exist")

@@ -157,10 +157,13 @@ def tier1_density(landcover: xr.DataArray, scheme: ClassScheme, table: str) -> x
 
 
 def compute(inputs: EcologyInputs, settings: PatternSettings, *,
-            density: xr.DataArray | None = None,
+            landcover: xr.DataArray | None = None, density: xr.DataArray | None = None,
             progress: Callable[[str], None] | None = None) -> tuple[Pattern, gpd.GeoDataFrame]:
-    """Read the inputs and run the pattern; returns it and its zones with carbon."""
-    lc = read_raster(inputs.landcover, kind="categorical")
+    """Read the inputs and run the pattern; returns it and its zones with carbon.
+    ``landcover`` / ``density``: the land cover of ``inputs.landcover`` and its carbon density
+    when the caller has them already (the project pipeline)."""
+    lc = landcover if landcover is not None else read_raster(inputs.landcover,
+                                                             kind="categorical")
     scheme = load_scheme(inputs.scheme)
     dem = read_dem(inputs.dem, lc, align=inputs.align_dem) if inputs.dem else None
     roads = read_vector(inputs.roads) if inputs.roads else None
@@ -195,22 +198,10 @@ def write_outputs(stage: Path, pattern: Pattern, zones: gpd.GeoDataFrame,
     _gpkg(pattern.barriers, stage / "barriers.gpkg", "barriers")
     _gpkg(zones, stage / "zones.gpkg", "zones")
     pattern.metrics.to_csv(stage / "landscape_metrics.csv", index=False, encoding="utf-8-sig")
-    summary = pattern.summary()
-    by_zone = {str(r.zone): r for r in zones.itertuples()}
-    for z in summary["zones"]:
-        r = by_zone.get(z["zone"])
-        if r is not None:
-            z["stock_tC"] = _num(r.stock_tC)
-            z["stock_tCO2e"] = _num(r.stock_tCO2e)
-    summary.update(extra or {})
+    summary = pattern.summary(zones) | (extra or {})
     (stage / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1),
                                         encoding="utf-8")
     return summary
-
-
-def _num(v: Any) -> float | None:
-    f = float(v)
-    return f if np.isfinite(f) else None
 
 
 def _gpkg(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> None:

@@ -181,7 +181,7 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True,
         ecology = None
         if cfg.ecology is not None:
             with steps.step("ecological-protection pattern (MSPA, cores, corridors, circuit)"):
-                ecology = ecology_into(stage / "ecology", cfg, densities[y1])
+                ecology = ecology_into(stage / "ecology", cfg, landcovers[y1], densities[y1])
         with steps.step("township tables"):
             change = None
             if y1 != y0:  # over cells valid in both years (as InVEST's change map)
@@ -256,13 +256,14 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True,
     return RunResult(cfg.out_dir, summary)
 
 
-def ecology_into(folder: Path, cfg: ProjectConfig, density: Any) -> dict[str, Any]:
+def ecology_into(folder: Path, cfg: ProjectConfig, landcover: Any, density: Any
+                 ) -> dict[str, Any]:
     """The ``[ecology]`` step: the pattern of the last year into ``folder`` (its zones' carbon
     from the run's density of that year); returns the short summary for summary.json."""
     from sinkmap.ecology_cmd import compute, project_inputs, write_outputs
 
     inputs, settings = project_inputs(cfg)
-    pattern, zones = compute(inputs, settings, density=density)
+    pattern, zones = compute(inputs, settings, landcover=landcover, density=density)
     folder.mkdir()
     s = write_outputs(folder, pattern, zones, {"year": cfg.years[-1]})
     keep = ("year", "n_cores_found", "n_cores_selected", "n_corridors", "n_pinchpoints",
