@@ -6,15 +6,17 @@ Runs in a fresh process per call so the peak RSS (ru_maxrss) is that of this run
 Focal nodes are 5 "cores" (focal regions of 3 x 3 cells) by default, or single cells with
 --points. Target (issue 6): 5 cores on 2000 x 2000 in < 20 s and < 2 GB.
 
-Measured (2 vCPU AMD EPYC, scipy 1.17, default tol 1e-6, multigrid CG with the basis-of-harmonic-
-measures scheme of layers/circuit.py; another job was using one of the two cores during these
-runs, so they are pessimistic): 2000 x 2000, 5 regions of 3 x 3 cells (10 pairs, Circuitscape's
-per-pair semantics): 43 s, peak RSS 1.90 GB -- the time target is NOT met (memory is);
-5 single-cell focal points: 32 s, 1.90 GB. On a quieter machine an earlier state of the same
-scheme measured ~31 s for the regions. Roughly: 6 s edges + graph, 3 s multigrid setup, 15-20 s
-for the 4 basis solves (~15 CG iterations each at ~0.25-0.35 s), 1-1.5 s per pair (2-3 CG
-iterations plus the current map). Before (tol 1e-8, per-pair masked block CG with a Jacobi
-V-cycle): regions 119.6-140 s, 3.0 GB; points 27.6 s, 3.0 GB. For comparison pyamg 5.4 smoothed
+Measured (2 vCPU AMD EPYC, scipy 1.17, numpy 2.4, default tol 1e-6, quiet machine, 5 runs):
+2000 x 2000, 5 regions of 3 x 3 cells (10 pairs, Circuitscape's per-pair semantics): 16.9-19.9 s
+(median 18.0 s), peak RSS 1,884-1,898 MiB (1.98-1.99 GB) -- the targets are met, the time with
+little margin. Roughly: 0.4 s edges, 2.0-2.4 s graph, 1.8-2.0 s multigrid setup, 6.2-7.7 s for the
+4 basis solves (12 CG iterations each, two at a time on the two cores: the sparse products
+release the GIL, but memory bandwidth limits the gain to ~1.3x), 0.6-0.7 s per pair (2-3 CG
+iterations; the main thread makes the current maps while the workers solve). 5 single-cell
+focal points: 15.5 s, 1,809 MiB. History: 120-140 s / 3.0 GB (tol 1e-8, per-pair masked block
+CG, Jacobi V-cycle) -> 26-30 s / 1.98 GB (basis scheme, one thread, V-cycle) -> now (W-cycle
+below the finest level: 15 -> 12 iterations; two threads; smoother row blocks no longer copied
+by scipy; Laplacian built in one COO -> CSR step). For comparison pyamg 5.4 smoothed
 aggregation alone took 23 s setup + 9 s per solve and 4.2 GB on the same 2000 x 2000 Laplacian.
 """
 

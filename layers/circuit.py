@@ -37,18 +37,23 @@ one graph serves every pair, focal points and regions alike (:func:`_solve_cg`):
 "harmonic measures" of the focal regions (each at 1 V, the others at 0 V), then per pair the
 least-energy combination of them -- exact for focal points, all but exact for regions, which CG
 on the pair's own system finishes in a few steps -- and R = 1 / energy, accurate to about the
-square of the solver's tolerance. CG is preconditioned by a smoothed-aggregation multigrid V-cycle
-(scipy only; pyamg is not needed) built once; ``tol`` is CG's relative residual (1e-6: the
-resistances then agree with a 1e-10 solve to ~1e-9 relative, the currents to ~1e-5 of the
-largest).
+square of the solver's tolerance. CG is preconditioned by a smoothed-aggregation multigrid cycle
+(V at the finest level, W below; scipy only; pyamg is not needed) built once; ``tol`` is CG's
+relative residual (1e-6: the resistances then agree with a 1e-10 solve to ~1e-9 relative, the
+currents to ~1e-5 of the largest). The independent solves run ``WORKERS`` (2) at a time in
+threads; the main thread makes each pair's current map while the next pairs solve.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -68,6 +73,9 @@ LU_MAX_NODES = 60_000
 #: other focal regions larger than this (in nodes, or 0.1 % of the grid) get a per-pair
 #: multigrid preconditioner instead of the shared one
 PAIR_PRECONDITIONER_NODES = 2_000
+#: threads for the independent CG solves of the large-grid solver (scipy's sparse products and
+#: numpy's array arithmetic release the GIL; measured 1.3-1.5x on 2 cores, memory-bound)
+WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass
@@ -197,7 +205,8 @@ def _grid_dirs(g: np.ndarray, connectivity: int, avg: str
 def _cell_edges(dirs: list[tuple[Slice2, Slice2, np.ndarray]], shape: tuple[int, int]
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cell-index edges (a, b) and their conductances."""
-    idx = np.arange(shape[0] * shape[1], dtype=np.int64).reshape(shape)
+    size = shape[0] * shape[1]
+    idx = np.arange(size, dtype=np.int32 if size < 2**31 else np.int64).reshape(shape)
     aa, bb, ww = [], [], []
     for sa, sb, w in dirs:
         m = w > 0
@@ -211,10 +220,11 @@ def _cell_currents(label: np.ndarray, n: int, dirs: list[tuple[Slice2, Slice2, n
                    shape: tuple[int, int], v: np.ndarray) -> np.ndarray:
     """max(inflow, outflow) per node for node voltages v, written to the node's cells (flat);
     vectorised over the grid (``dirs`` with 0 on edges inside a merged node)."""
-    has = label >= 0
-    vc = np.zeros(label.size)
-    vc[has] = v[label[has]]
-    vc = vc.reshape(shape)
+    v_ext = np.empty(n + 1)  # label -1 (no node) reads the trailing 0
+    v_ext[:n] = v
+    v_ext[n] = 0.0
+    vc = v_ext[label].reshape(shape)
+    del v_ext
     out = np.zeros(shape)
     inn = np.zeros(shape)
     for sa, sb, w in dirs:
@@ -228,6 +238,7 @@ def _cell_currents(label: np.ndarray, n: int, dirs: list[tuple[Slice2, Slice2, n
         out[sb] += pos
         del i, pos
     out, inn = out.ravel(), inn.ravel()
+    has = label >= 0
     if n < int(has.sum()):  # merged nodes: sum over their cells
         lab = label[has]
         out[has] = np.bincount(lab, out[has], minlength=n)[lab]
@@ -240,10 +251,6 @@ class _Graph:
 
     def __init__(self, label: np.ndarray, n: int, ea: np.ndarray, eb: np.ndarray,
                  ew: np.ndarray, shape: tuple[int, int] | None = None):
-        u, v = label[ea].astype(np.int32), label[eb].astype(np.int32)
-        keep = u != v
-        u, v, w = u[keep], v[keep], ew[keep]
-        del keep
         self.colors: np.ndarray | None = None
         self.rc: np.ndarray | None = None
         if shape is not None:
@@ -252,34 +259,47 @@ class _Graph:
             cells = np.flatnonzero(label >= 0)
             first = np.zeros(n, dtype=np.int64)
             first[label[cells][::-1]] = cells[::-1]
-            rc = np.stack([first // shape[1], first % shape[1]], axis=1)
-            del cells, first
+            rc = np.stack([first // shape[1], first % shape[1]], axis=1).astype(np.int32)
+            del first
             col = _grid_colors(rc)
-            clash = col[u] == col[v]
-            if clash.any():
+            if n < cells.size:  # merged nodes: two of one colour may be coupled
+                u, v = label[ea], label[eb]
+                clash = (col[u] == col[v]) & (u != v)
                 col[u[clash]] = 4
                 col[v[clash]] = 4
-            del clash
+                del u, v, clash
+            del cells
             order = np.argsort(col, kind="stable")
             rank = np.empty(n, dtype=np.int32)
             rank[order] = np.arange(n, dtype=np.int32)
-            label = np.where(label >= 0, rank[np.maximum(label, 0)], -1)
-            u, v = rank[u], rank[v]
+            label = np.where(label >= 0, rank[np.maximum(label, 0)], -1).astype(np.int32)
             self.colors, self.rc = col[order], rc[order]
             del order, rank, rc, col
+        u, v = label[ea].astype(np.int32), label[eb].astype(np.int32)
+        keep = u != v
+        if keep.all():
+            w = ew
+        else:
+            u, v, w = u[keep], v[keep], ew[keep]
+        del keep
         self.label = label  # flat, -1 = no node
         self.n = n
         self.dirs: list[tuple[Slice2, Slice2, np.ndarray]] | None = None
         self.u, self.v, self.w = u, v, w
-        W = sp.coo_matrix((w, (u, v)), shape=(n, n)).tocsr()
-        W = W + W.T
-        self.W: sp.csr_matrix | None = W
-        self.deg = np.asarray(W.sum(axis=1)).ravel()
-        _, self.comp = connected_components(W, directed=False)
+        # the Laplacian in one COO -> CSR conversion (it sums parallel edges of merged nodes)
+        self.deg = np.bincount(u, w, minlength=n) + np.bincount(v, w, minlength=n)
+        diag = np.arange(n, dtype=np.int32)
+        L = sp.coo_matrix((np.concatenate([-w, -w, self.deg]),
+                           (np.concatenate([u, v, diag]), np.concatenate([v, u, diag]))),
+                          shape=(n, n)).tocsr()
+        del diag
+        self.L: sp.csr_matrix | None = L
+        _, self.comp = connected_components(L, directed=False)
 
     def laplacian(self, nodes: np.ndarray) -> sp.csr_matrix:
-        W = self.W if nodes.size == self.n else self.W[nodes][:, nodes]
-        return (sp.diags(self.deg[nodes]) - W).tocsr()
+        """The principal submatrix of the Laplacian on ``nodes`` (sorted)."""
+        assert self.L is not None
+        return self.L if nodes.size == self.n else self.L[nodes][:, nodes].tocsr()
 
 
 def _labels(active: np.ndarray, merge: np.ndarray | None) -> tuple[np.ndarray, int]:
@@ -319,7 +339,10 @@ def _diag_positions(A: sp.csr_matrix) -> np.ndarray | None:
     """Index into A.data of each row's diagonal entry (None if a row has none)."""
     rows = np.repeat(np.arange(A.shape[0], dtype=A.indices.dtype), np.diff(A.indptr))
     pos = np.flatnonzero(rows == A.indices)
-    return pos if pos.size == A.shape[0] else None
+    del rows
+    if pos.size != A.shape[0]:
+        return None
+    return pos.astype(np.int32) if A.nnz < 2**31 else pos
 
 
 def _grid_colors(rc: np.ndarray) -> np.ndarray:
@@ -328,11 +351,14 @@ def _grid_colors(rc: np.ndarray) -> np.ndarray:
 
 
 def _row_block(A: sp.csr_matrix, s: int, e: int) -> sp.csr_matrix:
-    """Rows s..e-1 of A as a CSR matrix sharing A's data and indices."""
+    """Rows s..e-1 of A as a CSR matrix sharing A's data and indices (set after construction:
+    scipy's constructor copies a slice that is under half of its base)."""
     ip = A.indptr[s:e + 1]
     a, b = int(ip[0]), int(ip[-1])
-    return sp.csr_matrix((A.data[a:b], A.indices[a:b], (ip - a).astype(A.indptr.dtype)),
-                         shape=(e - s, A.shape[1]), copy=False)
+    blk = sp.csr_matrix((e - s, A.shape[1]), dtype=A.dtype)
+    blk.data, blk.indices = A.data[a:b], A.indices[a:b]
+    blk.indptr = (ip - a).astype(A.indptr.dtype)
+    return blk
 
 
 class _Level:
@@ -350,6 +376,7 @@ class _Level:
             s, e = int(bounds[c]), int(bounds[c + 1])
             if e > s:
                 self.blocks.append((s, e, _row_block(A, s, e), 1.0 if c < 4 else 0.5))
+        self.head = _row_block(A, 0, self.blocks[-1][0])  # the rows before the last colour
 
     def forward(self, x: np.ndarray, b: np.ndarray, zero: bool) -> None:
         for k, (s, e, Ab, w) in enumerate(self.blocks):
@@ -363,6 +390,17 @@ class _Level:
             if w != 1.0:
                 t *= w
             x[s:e] += t
+
+    def residual(self, x: np.ndarray, b: np.ndarray, after_forward: bool) -> np.ndarray:
+        """b - A x; right after a forward sweep the last colour's rows are 0 already (each
+        colour's update zeroes its own residual), so only the rows before it are computed."""
+        s_last, _, _, w_last = self.blocks[-1]
+        if not (after_forward and w_last == 1.0 and s_last > 0):
+            r = self.A @ x
+            return np.subtract(b, r, out=r)
+        r = np.zeros_like(b)
+        np.subtract(b[:s_last], self.head @ x, out=r[:s_last])
+        return r
 
     def backward(self, x: np.ndarray, b: np.ndarray) -> None:
         for s, e, Ab, w in reversed(self.blocks):
@@ -435,17 +473,21 @@ class _AMG:
             colors = ccol[order]
             A = Ac
         self.coarse = spla.splu(sp.csc_matrix(A, dtype=np.float64), permc_spec="MMD_AT_PLUS_A")
+        self._lock = threading.Lock()  # SuperLU's solve is not documented as thread-safe
 
     def _cycle(self, k: int, b: np.ndarray) -> np.ndarray:
         if k == len(self.levels):
-            return self.coarse.solve(b.astype(np.float64)).astype(np.float32)
+            with self._lock:
+                return self.coarse.solve(b.astype(np.float64)).astype(np.float32)
         lev, P = self.levels[k]
         x = np.zeros_like(b)
         lev.forward(x, b, zero=True)
-        r = lev.A @ x
-        np.subtract(b, r, out=r)
-        x += P @ self._cycle(k + 1, P.T @ r)  # restriction by the transpose (CSC) view
-        del r
+        # a W-cycle below the finest level (two coarse corrections: 15 -> 12 CG iterations on
+        # the 2000 x 2000 benchmark for ~10 % more work per cycle); still symmetric
+        for visit in range(1 if k == 0 else 2):
+            r = lev.residual(x, b, after_forward=visit == 0)
+            x += P @ self._cycle(k + 1, P.T @ r)  # restriction by the transpose (CSC) view
+            del r
         lev.backward(x, b)
         return x
 
@@ -457,52 +499,49 @@ class _AMG:
 def _block_pcg(A: sp.csr_matrix, B: np.ndarray, M: _AMG, fixed: list[np.ndarray], tol: float,
                X: np.ndarray | None = None, maxiter: int = 500) -> np.ndarray:
     """Preconditioned conjugate gradients for A x = b, one independent iteration per column of
-    B (n x k, Fortran order) with the V-cycles of all columns done together. Column c lives on
+    B (n x k) with the products and V-cycles of all columns done together. Column c lives on
     the nodes not in ``fixed[c]`` (held at 0: a principal submatrix of A); it stops at
-    ||b - A x|| <= tol ||b||. B is overwritten (it becomes the residual)."""
+    ||b - A x|| <= tol ||b||. Returns X (n x k; the given X updated in place when it is
+    float64 and C-ordered). B becomes the residual when it is float64 and C-ordered."""
     n, k = B.shape
-    R = B
-    guess = X is not None
-    if X is None:
-        X = np.zeros((n, k), order="F")
-    for c in range(k):
-        R[fixed[c], c] = 0.0
+    R = np.require(B, np.float64, "C")
+    X = np.zeros((n, k)) if X is None else np.require(X, np.float64, "C")
+
+    def pin(Y: np.ndarray, cols: list[int]) -> None:
+        for j, c in enumerate(cols):
+            Y[fixed[c], j] = 0.0
+
+    pin(R, list(range(k)))
     bnorm = np.linalg.norm(R, axis=0)
-    for c in range(k):
-        if guess:
-            R[:, c] -= A @ X[:, c]
-            R[fixed[c], c] = 0.0
+    if X.any():
+        R -= A @ X
+        pin(R, list(range(k)))
     act = [c for c in range(k) if bnorm[c] > 0 and np.linalg.norm(R[:, c]) > tol * bnorm[c]]
     if not act:
         return X
-    R = np.asfortranarray(R[:, act])
-    P = np.empty_like(R)
-    rz = np.zeros(len(act))
+    if len(act) < k:
+        R = np.ascontiguousarray(R[:, act])
+    P = np.zeros_like(R)
+    rz = np.ones(len(act))
     res = np.zeros(len(act))
     for it in range(1, maxiter + 1):
         Z = M(R)
-        for j, c in enumerate(act):
-            z = Z[:, j].astype(np.float64)
-            z[fixed[c]] = 0.0
-            rz_new = float(R[:, j] @ z)
-            if it == 1:
-                P[:, j] = z
-            else:
-                P[:, j] *= rz_new / rz[j]
-                P[:, j] += z
-            rz[j] = rz_new
-            del z
+        pin(Z, act)
+        rz_new = np.einsum("ij,ij->j", R, Z)
+        P *= rz_new / rz  # 0 on the first iteration
+        P += Z
         del Z
+        rz = rz_new
+        Q = A @ P
+        pin(Q, act)
+        pq = np.einsum("ij,ij->j", P, Q)
+        alpha = np.divide(rz, pq, out=np.zeros_like(rz), where=pq > 0)
         for j, c in enumerate(act):
-            q = A @ P[:, j]
-            q[fixed[c]] = 0.0
-            pq = float(P[:, j] @ q)
-            alpha = rz[j] / pq if pq > 0 else 0.0
-            X[:, c] += alpha * P[:, j]
-            q *= alpha
-            R[:, j] -= q
-            del q
-            res[j] = np.linalg.norm(R[:, j]) / bnorm[c] if alpha else 0.0
+            X[:, c] += alpha[j] * P[:, j]
+        Q *= alpha
+        R -= Q
+        del Q
+        res = np.where(alpha != 0, np.linalg.norm(R, axis=0) / bnorm[act], 0.0)
         done = res <= tol
         if done.all():
             log.debug("block PCG (%d columns) converged in %d iterations", k, it)
@@ -510,7 +549,7 @@ def _block_pcg(A: sp.csr_matrix, B: np.ndarray, M: _AMG, fixed: list[np.ndarray]
         if done.any():
             keep = np.flatnonzero(~done)
             act = [act[j] for j in keep]
-            R, P = np.asfortranarray(R[:, keep]), np.asfortranarray(P[:, keep])
+            R, P = np.ascontiguousarray(R[:, keep]), np.ascontiguousarray(P[:, keep])
             rz, res = rz[keep], res[keep]
     raise SinkmapError(f"conjugate gradients did not converge in {maxiter} iterations "
                        f"(relative residual {res.max():.2e})",
@@ -568,6 +607,7 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
         raise InputError("focal ids are missing")
     active = g > 0
     dirs = _grid_dirs(g, connectivity, avg)
+    del g
     ea, eb, ew = _cell_edges(dirs, shape)
     timings = {"edges": time.perf_counter() - t0}
 
@@ -580,7 +620,7 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
     pair_list = _pair_list(ids, pairs)
 
     res = {p: -1.0 for p in pair_list}
-    ncell = g.size
+    ncell = shape[0] * shape[1]
     cum = np.zeros(ncell) if currents else None
     mx = np.zeros(ncell) if currents else None
     pcur: dict[tuple[int, int], np.ndarray] = {}
@@ -631,7 +671,9 @@ def pairwise(resistance: Any, focal: Any, *, connectivity: Literal[4, 8] = 8,
             lab2 = gr.label.reshape(shape)
             for sa, sb, w in dirs:
                 w[lab2[sa] == lab2[sb]] = 0.0
-        gr.dirs = dirs
+        # the current maps need no more than single precision (half the memory)
+        gr.dirs = [(sa, sb, w.astype(np.float32)) for sa, sb, w in dirs]
+        del dirs
         timings["graph"] = time.perf_counter() - t0
         _solve_cg(gr, cells_of, pair_list, record, tol, need_v, timings, t0)
     elif not regions:
@@ -803,11 +845,10 @@ def _solve_cg(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list, record, to
     comps = np.unique(np.concatenate([c for _, c in todo]))
     if comps.size == int(gr.comp.max()) + 1:
         nodes = np.arange(gr.n)
-        L = (sp.diags(gr.deg) - gr.W).tocsr()
     else:
         nodes = np.flatnonzero(np.isin(gr.comp, comps))
-        L = gr.laplacian(nodes)
-    gr.W = None  # free the adjacency: L is all that is needed from here
+    L = gr.laplacian(nodes)
+    gr.L = None  # only the submatrix is needed from here
     nn = nodes.size
     loc = np.full(gr.n, -1, dtype=np.int64)
     loc[nodes] = np.arange(nn)
@@ -816,11 +857,13 @@ def _solve_cg(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list, record, to
     for i in regs:
         d = loc[D[i]]
         Dl[i] = d[d >= 0]
+    del loc
     dall = np.unique(np.concatenate([Dl[i] for i in regs]))
     # the preconditioner: the Laplacian with a ground at every focal node (the basis systems
     # hold them all; a pair's frees the other regions' nodes, a low-rank difference)
     assert gr.rc is not None and gr.colors is not None
     ground = np.float32(gr.deg[nodes].mean())
+    gr.deg = None  # type: ignore[assignment]
     diag_pos = _diag_positions(L)
     rc_loc, col_loc = gr.rc[nodes], gr.colors[nodes]
     gr.rc = None
@@ -842,30 +885,32 @@ def _solve_cg(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list, record, to
     comp_loc = gr.comp[nodes]
     m = len(regs)
 
-    # 1. basis, then 2. the pairs (one at a time: threads were measured to gain nothing here,
-    # the sparse products hold the GIL and the array arithmetic is memory-bound)
+    # 1. basis, then 2. the pairs: independent CG solves, WORKERS at a time (threads: the
+    # sparse products release the GIL; one product over k columns at once is slower in scipy
+    # than k products)
     def basis(k: int) -> np.ndarray:
-        ind = np.zeros((nn, 1), order="F")
-        ind[Dl[k], 0] = 1.0
-        B = np.asfortranarray(-(L @ ind[:, 0])[:, None])
-        X = _block_pcg(L, B, amg, [dall], tol)
-        del B
-        X += ind
-        return X[:, 0]
+        ind = np.zeros(nn)
+        ind[Dl[k]] = 1.0
+        x = _block_pcg(L, -(L @ ind)[:, None], amg, [dall], tol)[:, 0]
+        x += ind
+        return x
 
-    U = [basis(k) for k in regs[:-1]]
+    U = np.empty((nn, m), order="F")  # contiguous columns
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for c, u in enumerate(pool.map(basis, regs[:-1])):
+            U[:, c] = u
+            del u
     in_last = np.isin(comp_loc, np.unique(comp_loc[Dl[regs[-1]]]))
-    last = in_last.astype(np.float64)
-    for u in U:
-        last -= u
+    last = U[:, -1]
+    last[:] = in_last
+    last -= U[:, :-1].sum(axis=1)
     last[~in_last] = 0.0
-    U.append(last)
-    del in_last, last
+    del in_last
     G = np.zeros((m, m))
     for c in range(m):
-        LU = L @ U[c]
+        LU = L @ U[:, c]
         for c2 in range(c, m):
-            G[c, c2] = G[c2, c] = float(U[c2] @ LU)
+            G[c, c2] = G[c2, c] = float(U[:, c2] @ LU)
         del LU
     timings["basis"] = time.perf_counter() - t0
     col = {i: c for c, i in enumerate(regs)}
@@ -888,37 +933,57 @@ def _solve_cg(gr: _Graph, cells_of: dict[int, np.ndarray], pair_list, record, to
             ind_j[np.isin(comp_loc, only_j)] = 1.0
             ind_j[li] = 0.0
         o = [c2 for c2 in range(m) if c2 not in (ci, cj)]
-        X = np.empty((nn, 1), order="F")
+        X = np.empty((nn, 1))
         x = X[:, 0]
-        x[:] = U[cj]
+        x[:] = U[:, cj]
         if o:
             a = np.linalg.lstsq(G[np.ix_(o, o)], -G[o, cj], rcond=None)[0]
             for c2, ac in zip(o, a, strict=True):
-                x += ac * U[c2]
+                x += ac * U[:, c2]
         x[fixed] = 0.0
-        B = np.asfortranarray(-(L @ ind_j)[:, None])
+        B = -(L @ ind_j)[:, None]
         others = dall.size - np.union1d(li, lj).size
         # large other regions: grounding them (the shared preconditioner) is a high-rank
         # error and CG stalls; ground the pair's two regions only
-        M = amg if others <= max(PAIR_PRECONDITIONER_NODES, nn // 1000) else \
-            grounded_amg(np.union1d(li, lj))
-        X = _block_pcg(L, B, M, [fixed], tol, X=X)
-        del B, M
+        if others <= max(PAIR_PRECONDITIONER_NODES, nn // 1000):
+            X = _block_pcg(L, B, amg, [fixed], tol, X=X)
+        else:
+            with own_preconditioner:  # one such hierarchy at a time (memory)
+                X = _block_pcg(L, B, grounded_amg(np.union1d(li, lj)), [fixed], tol, X=X)
+        del B
         x = X[:, 0]
         x += ind_j
         return p, x, 1.0 / float(x @ (L @ x))
+
+    cells_cache: dict[int, np.ndarray] = {}
+
+    def region_cells(i: int) -> np.ndarray:
+        """The cells of focal region i and of the nodes it touches (merged polygons)."""
+        if i not in cells_cache:
+            cells_cache[i] = np.union1d(cells_of[i], np.flatnonzero(np.isin(lab, D[i])))
+        return cells_cache[i]
 
     def finish(p: tuple[int, int], x: np.ndarray, r: float) -> None:
         v = None
         fixed_cells = None
         if need_v:
-            v = np.zeros(gr.n)
-            v[nodes] = x * r
-            ci_cells = np.union1d(cells_of[p[0]], np.flatnonzero(np.isin(lab, D[p[0]])))
-            cj_cells = np.union1d(cells_of[p[1]], np.flatnonzero(np.isin(lab, D[p[1]])))
-            fixed_cells = (ci_cells, cj_cells)
+            if nn == gr.n:  # every node: scale the solution in place
+                v = x
+                v *= r
+            else:
+                v = np.zeros(gr.n)
+                v[nodes] = x * r
+            del x
+            fixed_cells = (region_cells(p[0]), region_cells(p[1]))
         record(p, gr, v, r, fixed_cells)
         timings[f"pair {p[0]}-{p[1]}"] = time.perf_counter() - t0
 
-    for item in todo:
-        finish(*solve(item))
+    own_preconditioner = threading.Lock()
+    with ThreadPoolExecutor(WORKERS) as pool:  # the main thread records while others solve
+        pending: deque[Future] = deque()
+        for item in todo:
+            pending.append(pool.submit(solve, item))
+            if len(pending) >= WORKERS:
+                finish(*pending.popleft().result())
+        while pending:
+            finish(*pending.popleft().result())
