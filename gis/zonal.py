@@ -372,6 +372,12 @@ def _fmt_bounds(b: tuple[float, float, float, float]) -> str:
     return "(" + ", ".join(f"{v:.1f}" for v in b) + ")"
 
 
+def validate_zones(zones: gpd.GeoDataFrame, zone_field: str, source: object = None) -> None:
+    """The checks every zonal table makes: ``zone_field`` exists, ids are present and unique,
+    geometries are valid (Multi)Polygons and no two zones overlap (the error lists the pairs)."""
+    _check_zones(zones, zone_field, str(source) if source is not None else _zones_source(zones))
+
+
 def _check_zones(zones: gpd.GeoDataFrame, zone_field: str, src: str
                  ) -> tuple[pd.Series, np.ndarray]:
     """Validate ids and geometries; return the ids and the geometry array (zone order)."""

@@ -14,6 +14,7 @@ every unknown code.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,32 @@ def check_codes(codes: np.ndarray, scheme: ClassScheme, *, source: object = None
             source=source,
             fix=f"recode the raster, or add the codes to a copy of {scheme.source} and point "
             "`landcover.scheme` in the project file at it")
+
+
+def codes_for(scheme: ClassScheme, classes: Iterable[str | int], *, what: str = "class"
+              ) -> list[int]:
+    """The scheme's codes of ``classes``: canonical class names (through the scheme's
+    crosswalk) and raw integer codes of the scheme. Unknown names or codes, and a scheme
+    without a ``canonical`` column when names are given, are :class:`InputError`."""
+    wanted = list(classes)
+    names = {c for c in wanted if isinstance(c, str)}
+    if names and "canonical" not in scheme.table.columns:
+        raise InputError(f"class scheme {scheme.name!r} has no 'canonical' column",
+                         source=scheme.source,
+                         fix="add the crosswalk to canonical classes, or list raw codes")
+    known = set(canonical_classes().index)
+    bad = sorted(names - known)
+    if bad:
+        raise InputError(f"unknown {what} class(es) {bad}",
+                         fix=f"use canonical classes: {', '.join(sorted(known))}")
+    raw = {int(c) for c in wanted if not isinstance(c, str)}
+    unknown_raw = sorted(raw - set(scheme.codes.tolist()))
+    if unknown_raw:
+        raise InputError(f"code(s) {unknown_raw} not in class scheme {scheme.name!r}",
+                         source=scheme.source)
+    by_name = ([int(c) for c, v in scheme.table["canonical"].items() if v in names]
+               if names else [])
+    return sorted(set(by_name) | raw)
 
 
 # Land-use change types for the transition map (codes of the change raster; 0 = unchanged).

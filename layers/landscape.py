@@ -179,30 +179,19 @@ def habitat_mask(landcover: Any, scheme: Any, classes: Iterable[str | int] = DEF
     rasterised by the pixel-centre rule). Unknown codes or class names, a scheme without a
     ``canonical`` column, and a map with no habitat at all are :class:`InputError`.
     """
-    from layers.landcover import ClassScheme, canonical_classes, check_codes, load_scheme
+    from layers.landcover import ClassScheme, check_codes, codes_for, load_scheme
 
     sch = scheme if isinstance(scheme, ClassScheme) else load_scheme(scheme)
     arr, t, crs, nd = _grid_of(landcover, None, 1.0)
     nodata = nd if nodata is None else nodata
     valid = _valid(arr, nodata)
+    wanted = list(classes)
     if "canonical" not in sch.table.columns:
         raise InputError(f"class scheme {sch.name!r} has no 'canonical' column", source=sch.source,
                          fix="add the crosswalk to canonical classes, or list raw codes")
-    wanted = list(classes)
-    names = {c for c in wanted if isinstance(c, str)}
-    known = set(canonical_classes().index)
-    bad = sorted(names - known)
-    if bad:
-        raise InputError(f"unknown habitat class(es) {bad}",
-                         fix=f"use canonical classes: {', '.join(sorted(known))}")
-    raw = {int(c) for c in wanted if not isinstance(c, str)}
-    unknown_raw = sorted(raw - set(sch.codes.tolist()))
-    if unknown_raw:
-        raise InputError(f"code(s) {unknown_raw} not in class scheme {sch.name!r}",
-                         source=sch.source)
+    fg_codes = codes_for(sch, wanted, what="habitat")
     present = np.unique(arr[valid])
     check_codes(present, sch, source=getattr(landcover, "name", None))
-    fg_codes = [int(c) for c, v in sch.table["canonical"].items() if v in names] + sorted(raw)
     out = np.where(valid, BACKGROUND, MISSING).astype(np.uint8)
     out[valid & np.isin(arr, fg_codes)] = FOREGROUND
     if region is not None:

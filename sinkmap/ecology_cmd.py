@@ -21,7 +21,6 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import pyogrio
 import xarray as xr
 
 from gis.atomic import atomic_path
@@ -32,6 +31,7 @@ from gis.vector_io import read_vector
 from layers.landcover import ClassScheme, load_scheme
 from layers.pattern import Pattern, PatternSettings, ecological_pattern
 from layers.resistance import load_resistance_tables
+from sinkmap.outputs import write_gpkg_layer
 from sinks.coefficients import load_carbon_table, require_codes
 from sinks.density import carbon_density
 from sinks.units import CO2_PER_C
@@ -191,27 +191,17 @@ def write_outputs(stage: Path, pattern: Pattern, zones: gpd.GeoDataFrame,
     write_cog(pattern.resistance, stage / "resistance.tif")
     if pattern.current is not None:
         write_cog(pattern.current, stage / "current.tif")
-    _gpkg(pattern.cores, stage / "cores.gpkg", "cores")
-    _gpkg(pattern.links, stage / "corridors.gpkg", "paths")
-    _gpkg(pattern.corridors, stage / "corridors.gpkg", "corridors")
-    _gpkg(pattern.pinchpoints, stage / "pinchpoints.gpkg", "pinchpoints")
-    _gpkg(pattern.barriers, stage / "barriers.gpkg", "barriers")
-    _gpkg(zones, stage / "zones.gpkg", "zones")
+    write_gpkg_layer(pattern.cores, stage / "cores.gpkg", "cores")
+    write_gpkg_layer(pattern.links, stage / "corridors.gpkg", "paths")
+    write_gpkg_layer(pattern.corridors, stage / "corridors.gpkg", "corridors")
+    write_gpkg_layer(pattern.pinchpoints, stage / "pinchpoints.gpkg", "pinchpoints")
+    write_gpkg_layer(pattern.barriers, stage / "barriers.gpkg", "barriers")
+    write_gpkg_layer(zones, stage / "zones.gpkg", "zones")
     pattern.metrics.to_csv(stage / "landscape_metrics.csv", index=False, encoding="utf-8-sig")
     summary = pattern.summary(zones) | (extra or {})
     (stage / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1),
                                         encoding="utf-8")
     return summary
-
-
-def _gpkg(gdf: gpd.GeoDataFrame, path: Path, layer: str) -> None:
-    """One layer into a GeoPackage of the (atomic) stage folder; a second layer is added."""
-    out = gdf.copy()
-    for c in out.columns:
-        if c != out.geometry.name and out[c].dtype == bool:
-            out[c] = out[c].astype("int8")  # GeoPackage has no boolean in every reader
-    pyogrio.write_dataframe(out, path, layer=layer, driver="GPKG",
-                            append=path.exists(), promote_to_multi=True)
 
 
 def run_ecology(inputs: EcologyInputs, out_dir: str | Path, settings: PatternSettings, *,

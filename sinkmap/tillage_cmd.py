@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +62,7 @@ from layers.tillage import (
     status_class,
 )
 from sinkmap import __version__
+from sinkmap.outputs import jsonable
 from sinkmap.progress import Steps
 from sinkmap.xlsx import write_xlsx
 
@@ -586,24 +585,10 @@ def verify_into(folder: Path, inputs: Sequence[YearInput], settings: TillageSett
                               "confirmed_area_mu": r.summary["confirmed_area_mu"]}
                 for r in results}
         summary["seconds_total"] = round(time.perf_counter() - t0, 1)
-        summary = _jsonable(summary)
+        summary = jsonable(summary)
         (folder / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1),
                                              encoding="utf-8")
     return summary, results
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, Mapping):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating | float):
-        return None if not math.isfinite(float(o)) else float(o)
-    if isinstance(o, date):
-        return o.isoformat()
-    return o
 
 
 def confirmed_by_township(parcels: pd.DataFrame, settings: TillageSettings) -> pd.Series:
