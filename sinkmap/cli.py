@@ -105,6 +105,53 @@ def _parser() -> argparse.ArgumentParser:
                    help="do not write the composite rasters (ndti_min, usable_dates)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
+    gr = sub.add_parser("green", help="urban green space: coverage (NDVI or land cover), per "
+                        "district, per capita, park service, new green against the target")
+    gr.add_argument("--urban", type=Path, required=True,
+                    help="urban boundary polygon(s) (城镇开发边界)")
+    src = gr.add_mutually_exclusive_group(required=True)
+    src.add_argument("--imagery", type=Path, action="append",
+                     help="summer scenes: STAC JSON or folder (repeatable; scenes of the year and "
+                     "of the baseline year are picked by date)")
+    src.add_argument("--landcover", type=Path,
+                     help="land cover of the year (green classes) when no imagery exists")
+    gr.add_argument("--with-landcover", dest="aux_landcover", type=Path,
+                    help="with --imagery: land cover of the year for the residential area, "
+                    "--exclude-classes and the transitions")
+    gr.add_argument("--year", type=int, required=True, help="the year to map")
+    gr.add_argument("--baseline-year", type=int, help="earlier year for new / lost green")
+    gr.add_argument("--baseline-landcover", type=Path,
+                    help="land cover of the baseline year (green mask without imagery; the "
+                    "classes new green came from)")
+    gr.add_argument("--scheme", default="gbt21010", help="class scheme of the land cover")
+    gr.add_argument("--districts", type=Path, help="district polygons (non-overlapping)")
+    gr.add_argument("--district-field", default="name", help="district name column (name)")
+    gr.add_argument("--population-field", default="population",
+                    help="population column of --districts (population; empty = unknown)")
+    gr.add_argument("--parks", type=Path, help="park polygons (公园绿地) for park service")
+    gr.add_argument("--park-field", default="name", help="park name column (name)")
+    gr.add_argument("--residential", type=Path,
+                    help="residential polygons (default: residential land-cover classes)")
+    gr.add_argument("--threshold", type=float,
+                    help="fixed NDVI threshold (default: Otsu's, chosen per year and reported)")
+    gr.add_argument("--season", nargs=2, metavar=("MM-DD", "MM-DD"),
+                    help="summer window of the scenes (06-01 08-31)")
+    gr.add_argument("--min-area", dest="min_area_m2", type=float,
+                    help="minimum mapping unit of a green patch, m2 (400)")
+    gr.add_argument("--min-observed", dest="min_observed_pct", type=float,
+                    help="least observed share of a district, %% (50)")
+    gr.add_argument("--green-classes", nargs="+",
+                    help="land-cover green classes (canonical names or codes)")
+    gr.add_argument("--exclude-classes", nargs="+",
+                    help="land-cover classes never counted green (e.g. paddy dry_cropland)")
+    gr.add_argument("--residential-classes", nargs="+",
+                    help="residential land-cover classes (701 702 for GB/T 21010)")
+    gr.add_argument("--target-mu", type=float, help="new-green target, mu (3200)")
+    gr.add_argument("--table", type=Path, help="CSV replacing green_space.csv (defaults)")
+    gr.add_argument("--out", type=Path, required=True, help="output folder")
+    gr.add_argument("--lang", choices=("zh", "en"), default="zh")
+    gr.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+
     ms = sub.add_parser("mspa", help="Morphological Spatial Pattern Analysis (GuidosToolbox "
                         "classes and bytes) of a 0 missing / 1 background / 2 foreground raster")
     ms.add_argument("input", type=Path, help="GeoTIFF: 0 missing, 1 background, 2 foreground")
@@ -251,6 +298,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         summary = run_ecology(inputs, args.out, settings_from_args(args),
                               overwrite=args.overwrite, verbose=not args.quiet)
         print("\n".join(brief(summary)))
+        print(f"outputs: {args.out}")
+        return 0
+    if args.command == "green":
+        from sinkmap.green_cmd import GreenInputs, brief, run_green, settings_from_mapping
+
+        ginputs = GreenInputs(
+            urban=args.urban, year=args.year, imagery=tuple(args.imagery or ()),
+            landcover=args.landcover or args.aux_landcover, baseline_year=args.baseline_year,
+            baseline_landcover=args.baseline_landcover, scheme=args.scheme,
+            districts=args.districts, district_field=args.district_field,
+            population_field=args.population_field, parks=args.parks, park_field=args.park_field,
+            residential=args.residential, table=args.table)
+        gsettings = settings_from_mapping(vars(args), table=args.table)
+        gsummary = run_green(ginputs, args.out, gsettings, overwrite=args.overwrite,
+                             verbose=not args.quiet, lang=args.lang)
+        print(brief(gsummary))
         print(f"outputs: {args.out}")
         return 0
     if args.command == "mspa":
