@@ -67,6 +67,18 @@ corridors = 3                # corridors to select (least-cost, ranked by cost)
 # habitat = [...], align_dem, resistance_table; the DEM is [region] dem, the region its
 # boundary, the land cover the last year, the zones' carbon the run's density of that year
 
+[green]                      # optional: urban green space (sinkmap green)
+urban = "inputs/town.gpkg"   # urban boundary (城镇开发边界)
+imagery = "inputs/summer/items.json"   # summer scenes of both years; omit: land-cover classes
+year = 2025                  # default: the last land-cover year
+baseline_year = 2020         # optional: new / lost green against the target
+districts = "inputs/districts.gpkg"    # optional; district_field = "name",
+population_field = "population"        # (empty = unknown: per-capita left empty)
+parks = "inputs/parks.gpkg"  # optional: park service coverage
+# also: residential (polygons), threshold (fixed NDVI; default Otsu), season, min_area_m2,
+# min_observed_pct, green_classes, exclude_classes, residential_classes, target_mu,
+# coverage_target_pct, park_tiers = [[2000, 300], [5000, 500]], table (green_space.csv copy)
+
 [uncertainty]
 draws = 1000                 # Monte Carlo draws (seeded, reproducible)
 seed = 0
@@ -135,6 +147,7 @@ class ProjectConfig:
     tillage_options: dict[str, Any] = field(default_factory=dict)
     dem: Path | None = None
     ecology: dict[str, Any] | None = None
+    green: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -147,6 +160,8 @@ class ProjectConfig:
                               self.tillage_imagery, self.tillage_samples) if p]
         if self.ecology is not None:
             paths += [v for k, v in self.ecology.items() if k in ECOLOGY_PATHS and v]
+        if self.green is not None:
+            paths += [v for k, v in self.green.items() if k in GREEN_PATHS and v]
         for ref in (self.scheme, self.carbon_table):
             p = self.path.parent / ref
             if p.suffix.lower() == ".csv":
@@ -155,6 +170,9 @@ class ProjectConfig:
 
 
 ECOLOGY_PATHS = ("roads", "zones", "resistance_table")
+GREEN_PATHS = ("urban", "imagery", "districts", "parks", "residential", "table")
+GREEN_OTHER = ("year", "baseline_year", "district_field", "population_field", "park_field",
+               "park_tiers")
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -213,6 +231,27 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
                             f"{', '.join(sorted(set(SETTING_KEYS) | other))}")
         ecology = {k: (_resolve(base, v) if k in ECOLOGY_PATHS and isinstance(v, str) else v)
                    for k, v in eco.items()}
+    grn = section("green") if "green" in raw else None
+    green = None
+    if grn is not None:
+        from sinkmap.green_cmd import SETTING_KEYS as GREEN_KEYS
+        from sinkmap.green_cmd import settings_from_mapping as green_settings
+
+        known = {*GREEN_KEYS, *GREEN_PATHS, *GREEN_OTHER}
+        unknown = sorted(set(grn) - known)
+        if unknown:
+            problems.append(f"[green] unknown key(s) {unknown}; known: {', '.join(sorted(known))}")
+        if not isinstance(grn.get("urban"), str):
+            problems.append("[green] urban = \"...\" (the urban boundary polygon) is required")
+        for k in ("year", "baseline_year"):
+            if k in grn and not isinstance(grn[k], int):
+                problems.append(f"[green] {k} must be a year (integer), got {grn[k]!r}")
+        try:
+            green_settings({k: v for k, v in grn.items() if k in GREEN_KEYS or k == "park_tiers"})
+        except (SinkmapError, TypeError, ValueError, IndexError) as e:
+            problems.append(f"[green] {getattr(e, 'problem', e)}")
+        green = {k: (_resolve(base, v) if k in GREEN_PATHS and isinstance(v, str) else v)
+                 for k, v in grn.items()}
     if till:
         if not isinstance(farm.get("parcels"), str):
             problems.append("[tillage] needs the parcels of [farmland] parcels = \"...\"")
@@ -293,6 +332,7 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
         tillage_options={k: v for k, v in till.items() if k not in ("imagery", "year", "samples")},
         dem=_resolve(base, region["dem"]) if isinstance(region.get("dem"), str) else None,
         ecology=ecology,
+        green=green,
         raw=raw,
     )
     if problems:
@@ -383,12 +423,27 @@ def validate(cfg: ProjectConfig, *, scan_codes: bool = True) -> list[str]:
     for name, path in (("imagery", cfg.tillage_imagery), ("samples", cfg.tillage_samples)):
         if path is not None and not path.exists():
             add(path, f"[tillage] {name} does not exist")
+    grn = cfg.green or {}
+    if grn.get("imagery") is not None and not Path(grn["imagery"]).exists():
+        add(grn["imagery"], "[green] imagery does not exist")
+    if grn.get("table") is not None and not Path(grn["table"]).exists():
+        add(grn["table"], "[green] table does not exist")
+    if grn and grn.get("imagery") is None:
+        for k in ("year", "baseline_year"):
+            y = grn.get(k)
+            if y is not None and y not in cfg.landcover:
+                add(cfg.path, f"[green] {k} {y} has no land cover (no imagery given); fix: add "
+                    f"[landcover] {y} or give [green] imagery")
     eco = cfg.ecology or {}
     for name, path in (("zones", cfg.zones), ("boundary", cfg.boundary),
                        ("farmland parcels", cfg.parcels),
                        ("forest inventory", cfg.forest_inventory),
                        ("[ecology] roads", eco.get("roads")),
-                       ("[ecology] zones", eco.get("zones"))):
+                       ("[ecology] zones", eco.get("zones")),
+                       ("[green] urban", grn.get("urban")),
+                       ("[green] districts", grn.get("districts")),
+                       ("[green] parks", grn.get("parks")),
+                       ("[green] residential", grn.get("residential"))):
         if path is None:
             continue
         if not path.exists() or path.is_dir():

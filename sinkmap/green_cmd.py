@@ -94,7 +94,8 @@ class GreenInputs:
         return [Path(p) for p in ps if p is not None]
 
 
-def _scenes(paths: Sequence[Path]) -> list[Scene] | None:
+def read_all_scenes(paths: Sequence[Path]) -> list[Scene] | None:
+    """The scenes of every STAC JSON / folder in ``paths`` (by date, duplicates once)."""
     if not paths:
         return None
     out: list[Scene] = []
@@ -107,8 +108,11 @@ def _scenes(paths: Sequence[Path]) -> list[Scene] | None:
 
 
 def compute(inputs: GreenInputs, settings: GreenSettings, *,
+            landcover: Any = None, baseline_landcover: Any = None,
             progress: Callable[[str], None] | None = None) -> GreenResult:
-    """Read the inputs and run :func:`layers.green.green_space`."""
+    """Read the inputs and run :func:`layers.green.green_space`. ``landcover`` /
+    ``baseline_landcover`` (DataArrays) replace reading ``inputs.landcover`` /
+    ``inputs.baseline_landcover`` (the pipeline passes the land cover it holds)."""
     for p in inputs.paths():
         if not p.exists():
             raise InputError("input file does not exist", source=p,
@@ -124,10 +128,13 @@ def compute(inputs: GreenInputs, settings: GreenSettings, *,
         return g
 
     scheme = load_scheme(inputs.scheme)
-    lc = read_raster(inputs.landcover, kind="categorical") if inputs.landcover else None
-    lc0 = (read_raster(inputs.baseline_landcover, kind="categorical")
-           if inputs.baseline_landcover else None)
-    return green_space(urban, inputs.year, scenes=_scenes(inputs.imagery), landcover=lc,
+    lc = landcover
+    if lc is None and inputs.landcover:
+        lc = read_raster(inputs.landcover, kind="categorical")
+    lc0 = baseline_landcover
+    if lc0 is None and inputs.baseline_landcover:
+        lc0 = read_raster(inputs.baseline_landcover, kind="categorical")
+    return green_space(urban, inputs.year, scenes=read_all_scenes(inputs.imagery), landcover=lc,
                        scheme=scheme, baseline_year=inputs.baseline_year,
                        baseline_landcover=lc0, districts=vec(inputs.districts),
                        name_field=inputs.district_field,
@@ -233,5 +240,5 @@ def brief(summary: Mapping[str, Any]) -> str:
     return line
 
 
-__all__ = ["GreenInputs", "HEADERS", "brief", "compute", "run_green", "settings_from_mapping",
-           "write_outputs"]
+__all__ = ["HEADERS", "GreenInputs", "brief", "compute", "read_all_scenes", "run_green",
+           "settings_from_mapping", "write_outputs"]

@@ -121,7 +121,7 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True,
     """
     steps = Steps(total=5 + 2 * len(cfg.years) + cfg.atlas
                   + (4 if cfg.tillage_imagery is not None else 0)
-                  + (cfg.ecology is not None), verbose=verbose)
+                  + (cfg.ecology is not None) + (cfg.green is not None), verbose=verbose)
     with steps.step("validate inputs"):
         problems = validate(cfg)
         if problems:
@@ -182,6 +182,10 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True,
         if cfg.ecology is not None:
             with steps.step("ecological-protection pattern (MSPA, cores, corridors, circuit)"):
                 ecology = ecology_into(stage / "ecology", cfg, landcovers[y1], densities[y1])
+        green = None
+        if cfg.green is not None:
+            with steps.step("urban green space"):
+                green = green_into(stage / "green", cfg, landcovers)
         with steps.step("township tables"):
             change = None
             if y1 != y0:  # over cells valid in both years (as InVEST's change map)
@@ -198,6 +202,8 @@ def run(cfg: ProjectConfig, *, overwrite: bool = False, verbose: bool = True,
                 summary["tillage"] = tillage_brief(tillage)
             if ecology is not None:
                 summary["ecology"] = ecology
+            if green is not None:
+                summary["green"] = green
             if y1 != y0:
                 matrix = transition_matrix(landcovers[y0], landcovers[y1], table)
                 write_transitions(stage, matrix, scheme)
@@ -269,6 +275,34 @@ def ecology_into(folder: Path, cfg: ProjectConfig, landcover: Any, density: Any
     keep = ("year", "n_cores_found", "n_cores_selected", "n_corridors", "n_pinchpoints",
             "n_barriers", "selected_cores", "corridors", "unreachable_pairs", "zones")
     return {k: s[k] for k in keep if k in s} | {"folder": "ecology/"}
+
+
+def green_into(folder: Path, cfg: ProjectConfig, landcovers: dict[int, Any]) -> dict[str, Any]:
+    """The ``[green]`` step into ``folder``: the year's green space (imagery, or the project's
+    land cover) with the land cover of the year (and of the baseline year) for the residential
+    area and the transitions; returns the short summary for summary.json."""
+    from sinkmap.green_cmd import GreenInputs, compute, settings_from_mapping, write_outputs
+
+    g = dict(cfg.green or {})
+    year = int(g.get("year") or cfg.years[-1])
+    y0 = g.get("baseline_year")
+    inputs = GreenInputs(urban=g["urban"], year=year,
+                         imagery=(g["imagery"],) if g.get("imagery") else (),
+                         baseline_year=y0, scheme=cfg.scheme, districts=g.get("districts"),
+                         district_field=g.get("district_field", "name"),
+                         population_field=g.get("population_field", "population"),
+                         parks=g.get("parks"), park_field=g.get("park_field", "name"),
+                         residential=g.get("residential"), table=g.get("table"))
+    res = compute(inputs, settings_from_mapping(g, table=g.get("table")),
+                  landcover=landcovers.get(year),
+                  baseline_landcover=landcovers.get(y0) if y0 is not None else None)
+    folder.mkdir()
+    s = write_outputs(folder, res, {"lang": cfg.lang})
+    keep = ("year", "baseline_year", "source", "threshold", "threshold_method",
+            "green_coverage_pct", "green_area_mu", "new_green_mu", "lost_green_mu",
+            "net_green_mu", "target_mu", "target_progress_pct", "park_service_pct",
+            "green_m2_per_person", "status", "reason")
+    return {k: s.get(k) for k in keep} | {"folder": "green/"}
 
 
 def township_table(cfg: ProjectConfig, zones: gpd.GeoDataFrame,

@@ -378,3 +378,40 @@ def test_cli_green(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert "green coverage 50.0 %" in p.stdout
     assert (out / "ndvi.tif").exists() and (out / "green_mask.tif").exists()
+
+
+def test_project_green_section_is_checked(tmp_path: Path) -> None:
+    from gis.errors import ConfigError
+    from sinkmap.config import load_config
+
+    body = """
+[project]
+name = "t"
+[zones]
+path = "z.gpkg"
+id_field = "id"
+name_field = "name"
+[landcover]
+scheme = "gbt21010"
+[landcover.years]
+2020 = "lc.tif"
+[green]
+year = "2025"
+parkz = "p.gpkg"
+threshold = "high"
+"""
+    p = tmp_path / "p.toml"
+    p.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert "unknown key(s) ['parkz']" in msg and "urban" in msg and "year must be a year" in msg
+    assert "[green]" in msg and "high" in msg
+    p.write_text(body.replace('year = "2025"\nparkz = "p.gpkg"\nthreshold = "high"',
+                              'urban = "town.gpkg"\nparks = "p.gpkg"\nthreshold = 0.35\n'
+                              'park_tiers = [[1000, 300]]'), encoding="utf-8")
+    cfg = load_config(p)
+    assert cfg.green is not None and cfg.green["urban"] == tmp_path / "town.gpkg"
+    assert cfg.green["parks"] == tmp_path / "p.gpkg"
+    s = settings_from_mapping(cfg.green)
+    assert s.threshold == 0.35 and s.park_tiers == ((1000.0, 300.0),)
