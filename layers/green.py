@@ -56,6 +56,7 @@ from gis.resources import packaged
 from gis.zonal import validate_zones
 from layers.landcover import ClassScheme, check_codes, codes_for
 from layers.spectral import quality_masks
+from layers.tillage import SeasonWindow
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +126,9 @@ class GreenSettings:
         return replace(s, **overrides) if overrides else s
 
     def window(self, year: int) -> tuple[date, date]:
-        try:
-            a = date.fromisoformat(f"{year:04d}-{self.season[0]}")
-            b = date.fromisoformat(f"{year:04d}-{self.season[1]}")
-        except ValueError as exc:
-            raise InputError(f"bad summer window {self.season} ({exc})",
-                             fix="give the window as MM-DD, e.g. 06-01 and 08-31") from exc
-        if b < a:
-            raise InputError(f"summer window ends ({b}) before it starts ({a})",
-                             fix="swap the window ends")
-        return a, b
+        """The summer window of ``year`` (both ends included)."""
+        w = SeasonWindow.of(year, *self.season)
+        return w.start, w.end
 
 
 # -- pure building blocks ------------------------------------------------------------------------
@@ -367,12 +361,7 @@ def _year_mask(year: int, grid: GridSpec, inside: np.ndarray, settings: GreenSet
         if t is None and vals.size >= 2 and vals.min() < vals.max():
             t = otsu_threshold(vals)
         green = observed & ~comp.water & (comp.ndvi_max >= t if t is not None else False)
-        if exclude is not None:
-            green &= ~exclude
-        green = drop_small_patches(green, min_cells)
-        out[inside] = UNDETERMINED
-        out[observed] = NOT_GREEN
-        out[green] = GREEN
+        _fill_mask(out, inside, observed, green, exclude, min_cells)
         if t is not None:
             log.info("%d: NDVI threshold %.3f (%s), %d scene(s)", year, t, method, len(use))
         return YearMask(year, out, "imagery", t, method if t is not None else None, comp,
@@ -384,13 +373,20 @@ def _year_mask(year: int, grid: GridSpec, inside: np.ndarray, settings: GreenSet
     check_codes(present, scheme)
     observed = inside & (lc_codes >= 0)
     green = observed & np.isin(lc_codes, codes_for(scheme, settings.green_classes, what="green"))
+    _fill_mask(out, inside, observed, green, exclude, min_cells)
+    return YearMask(year, out, "landcover")
+
+
+def _fill_mask(out: np.ndarray, inside: np.ndarray, observed: np.ndarray, green: np.ndarray,
+               exclude: np.ndarray | None, min_cells: int) -> None:
+    """Write the mask codes: undetermined inside, not green where observed, green where green
+    (less the excluded classes and the patches under the minimum mapping unit)."""
     if exclude is not None:
-        green &= ~exclude
+        green = green & ~exclude
     green = drop_small_patches(green, min_cells)
     out[inside] = UNDETERMINED
     out[observed] = NOT_GREEN
     out[green] = GREEN
-    return YearMask(year, out, "landcover")
 
 
 def _residential(grid: GridSpec, inside: np.ndarray, residential: gpd.GeoDataFrame | None,

@@ -26,28 +26,33 @@ import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import folium
 import geopandas as gpd
-import jinja2
 import numpy as np
 import pandas as pd
 import shapely
 import xarray as xr
-from branca.element import Element, MacroElement
+from branca.element import Element
 
 from gis.atomic import atomic_path
 from gis.errors import InputError, SinkmapError
 from maps.legend import continuous_legend
 from maps.offline import offline_html
+from maps.page_parts import (
+    PAGE_CSS,
+    HtmlControl,
+    cell_text,
+    feature_collection,
+    popup_table,
+    rounded_mapping,
+    simplified_lonlat,
+)
 from maps.render import (
     YLGN,
     YLORBR,
     colourise,
     esc,
-    format_number,
-    mercator_tolerance,
     nice_range,
     nice_ticks,
     png_data_uri,
@@ -59,10 +64,9 @@ log = logging.getLogger(__name__)
 
 MAX_ZOOM = 15
 """Deepest zoom the map allows; polygons are simplified to half a screen pixel at this zoom."""
-COORD_DECIMALS = 5
-"""Decimals kept in lon/lat coordinates (1e-5 degree is about 1 m, a quarter pixel at zoom 15)."""
 DENSITY_OPACITY = 0.85
 MISSING_FILL = "#d9d9d9"
+
 
 _PANE_DENSITY = "sinkmap-density"
 _PANE_ZONES = "sinkmap-zones"
@@ -90,51 +94,6 @@ _UNITS: dict[str, str] = {
     "tCO2e_per_ha": "t CO₂e/ha",
     "tCO2_per_ha_per_yr": "t CO₂/ha/yr",
 }
-
-_CSS = """
-<style>
-  .leaflet-container { background: #f7f7f7; }
-  .sinkmap-title {
-    position: fixed; top: 10px; left: 56px; z-index: 1001;
-    max-width: 40%; padding: 6px 14px; background: rgba(255, 255, 255, 0.92);
-    border: 1px solid #bbb; border-radius: 4px; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.25);
-    font: bold 16px/1.35 "Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", sans-serif;
-    text-align: center; pointer-events: none;
-  }
-  .sinkmap-source {
-    max-width: 420px; padding: 3px 8px; background: rgba(255, 255, 255, 0.85);
-    border-radius: 3px; font: 11px/1.4 sans-serif; color: #333;
-  }
-  .sinkmap-popup { border-collapse: collapse; font: 12px/1.4 sans-serif; }
-  .sinkmap-popup caption { font-weight: bold; text-align: left; padding-bottom: 4px; }
-  .sinkmap-popup th { text-align: left; font-weight: normal; color: #555; padding: 1px 10px 1px 0; }
-  .sinkmap-popup td { text-align: right; padding: 1px 0; white-space: nowrap; }
-</style>
-"""
-
-
-class _HtmlControl(MacroElement):
-    """A Leaflet control holding a fixed piece of HTML (built and escaped by the caller)."""
-
-    _template = jinja2.Template("""
-        {% macro script(this, kwargs) %}
-        var {{ this.get_name() }} = L.control({position: {{ this.position|tojson }}});
-        {{ this.get_name() }}.onAdd = function (map) {
-            var div = L.DomUtil.create('div', {{ this.css_class|tojson }});
-            div.innerHTML = {{ this.html|tojson }};
-            return div;
-        };
-        {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
-        {% endmacro %}
-    """)
-
-    def __init__(self, html_text: str, *, position: str, css_class: str) -> None:
-        super().__init__()
-        self._name = "HtmlControl"
-        self.html = html_text
-        self.position = position
-        self.css_class = css_class
-
 
 def unit_label(units: str | None) -> str:
     """Human unit text for a raster's ``units`` attribute (``"tC_per_ha" -> "t C/ha"``)."""
@@ -207,7 +166,7 @@ def carbon_density_map(density: xr.DataArray, zones: gpd.GeoDataFrame, *, zone_l
     # --- zones: simplified lon/lat features
     first_col, first_label = next(iter(value_columns.items()))
     values = pd.to_numeric(zones[first_col], errors="coerce").to_numpy(dtype=np.float64)
-    zones_ll, keep = _simplified_lonlat(zones)
+    zones_ll, keep = simplified_lonlat(zones, MAX_ZOOM)
     z_vmin, z_vmax = _choropleth_range(values[keep])
     zramp = YLORBR
     if diverging:  # change and sinks: BrBG centred on zero (brown = loss, teal = removal)
@@ -219,12 +178,12 @@ def carbon_density_map(density: xr.DataArray, zones: gpd.GeoDataFrame, *, zone_l
     fill = {i: (zramp.hex_at((v - z_vmin) / ((z_vmax - z_vmin) or 1.0)) if math.isfinite(v)
                 else MISSING_FILL) for i, v in enumerate(values[keep])}
     rows = zones.loc[keep]
-    geoms = [_rounded_mapping(g) for g in zones_ll]
-    choropleth_fc = _feature_collection(geoms, [{} for _ in geoms])
+    geoms = [rounded_mapping(g) for g in zones_ll]
+    choropleth_fc = feature_collection(geoms, [{} for _ in geoms])
     detail_props = [{"tip": _tooltip_html(row, zone_label, first_col, first_label, text),
                      "popup": _popup_html(row, zone_label, value_columns, text)}
                     for _, row in rows.iterrows()]
-    details_fc = _feature_collection(geoms, detail_props)
+    details_fc = feature_collection(geoms, detail_props)
 
     # --- map
     south, west, north, east = _union_bounds(img_bounds, zones_ll)
@@ -232,7 +191,7 @@ def carbon_density_map(density: xr.DataArray, zones: gpd.GeoDataFrame, *, zone_l
                    control_scale=True, max_zoom=MAX_ZOOM, zoom_snap=0.5)
     root = m.get_root()
     root.title = esc(title)
-    root.header.add_child(Element(_CSS), name="sinkmap_css")
+    root.header.add_child(Element(PAGE_CSS), name="sinkmap_css")
     folium.map.CustomPane(_PANE_DENSITY, z_index=410, pointer_events=False).add_to(m)
     folium.map.CustomPane(_PANE_ZONES, z_index=420, pointer_events=True).add_to(m)
 
@@ -264,7 +223,7 @@ def carbon_density_map(density: xr.DataArray, zones: gpd.GeoDataFrame, *, zone_l
     root.html.add_child(Element(f'<div class="sinkmap-title">{esc(title)}</div>'),
                         name="sinkmap_title")
     if source_note:
-        _HtmlControl(esc(source_note), position="bottomright",
+        HtmlControl(esc(source_note), position="bottomright",
                      css_class="sinkmap-source").add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     m.fit_bounds([[south, west], [north, east]])
@@ -321,47 +280,6 @@ def _check_zones(zones: gpd.GeoDataFrame, zone_label: str, value_columns: Mappin
                          fix="check the zone file and any clipping to the study area")
 
 
-def _simplified_lonlat(zones: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Zone geometries simplified to half a pixel at :data:`MAX_ZOOM`, in lon/lat.
-
-    Simplification runs in EPSG:3857, where that tolerance is the same number of metres at
-    every latitude. A polygon coverage (edge-matched, non-overlapping townships) is simplified
-    with :func:`shapely.coverage_simplify`, which keeps shared borders shared; anything else
-    per polygon with topology preserved. Returns the geometries and a mask of the rows kept
-    (rows with empty or missing geometry are dropped).
-    """
-    geom = zones.geometry.to_crs("EPSG:3857").to_numpy()
-    keep = ~(shapely.is_missing(geom) | shapely.is_empty(geom))
-    if (~keep).any():
-        log.warning("zone map: %d zone(s) without geometry are left out", int((~keep).sum()))
-    g = geom[keep]
-    tol = mercator_tolerance(MAX_ZOOM)
-    polygonal = np.isin(shapely.get_type_id(g), (3, 6)).all()
-    simplified = None
-    if polygonal and len(g) > 1:
-        try:
-            if bool(shapely.coverage_is_valid(g)):
-                simplified = shapely.coverage_simplify(g, tol)
-        except (shapely.errors.GEOSException, AttributeError) as exc:  # old GEOS, odd input
-            log.debug("coverage simplification unavailable (%s); simplifying per polygon", exc)
-    if simplified is None:
-        simplified = shapely.simplify(g, tol, preserve_topology=True)
-    ll = gpd.GeoSeries(simplified, crs="EPSG:3857").to_crs("EPSG:4326").to_numpy()
-    return ll, keep
-
-
-def _rounded_mapping(geom: Any) -> dict[str, Any]:
-    rounded = shapely.transform(geom, lambda c: np.round(c, COORD_DECIMALS))
-    return shapely.geometry.mapping(rounded)
-
-
-def _feature_collection(geoms: list[dict[str, Any]], props: list[dict[str, Any]]
-                        ) -> dict[str, Any]:
-    return {"type": "FeatureCollection",
-            "features": [{"type": "Feature", "id": i, "properties": p, "geometry": g}
-                         for i, (g, p) in enumerate(zip(geoms, props, strict=True))]}
-
-
 def _choropleth_range(values: np.ndarray) -> tuple[float, float]:
     v = values[np.isfinite(values)]
     if v.size == 0:
@@ -379,24 +297,15 @@ def _union_bounds(img_bounds: list[list[float]], zones_ll: np.ndarray
     return float(s), float(w), float(n), float(e)
 
 
-def _cell_text(value: Any, missing: str) -> str:
-    """Escaped display text of one table value (numbers formatted, NA as ``missing``)."""
-    if pd.api.types.is_scalar(value) and pd.isna(value):
-        value = None
-    return esc(format_number(value, missing=missing))
-
-
 def _tooltip_html(row: pd.Series, zone_label: str, first_col: str, first_label: str,
                   text: Mapping[str, str]) -> str:
     name = esc(str(row[zone_label]))
-    value = _cell_text(row[first_col], text["missing"])
+    value = cell_text(row[first_col], text["missing"])
     return f"<b>{name}</b><br>{esc(first_label)}: {value}"
 
 
 def _popup_html(row: pd.Series, zone_label: str, value_columns: Mapping[str, str],
                 text: Mapping[str, str]) -> str:
-    cells = "".join(f"<tr><th>{esc(label)}</th>"
-                    f"<td>{_cell_text(row[col], text['missing'])}</td></tr>"
-                    for col, label in value_columns.items())
-    return (f'<table class="sinkmap-popup"><caption>{esc(str(row[zone_label]))}'
-            f"</caption>{cells}</table>")
+    return popup_table(esc(str(row[zone_label])),
+                       [(label, cell_text(row[col], text["missing"]))
+                        for col, label in value_columns.items()])

@@ -45,10 +45,9 @@ and Jinja braces) before it reaches the page. No tiles are requested; write the 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +55,11 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 import xarray as xr
-from affine import Affine
-from branca.element import Element
 
 from gis.errors import InputError, NoDataError
-from gis.grid import GridSpec, make_raster
 from gis.raster_io import read_raster
-from gis.vector_io import read_vector
 from layers.mspa import (
     BACKGROUND,
     BORDER_OPENING,
@@ -78,16 +72,21 @@ from layers.mspa import (
     LOOP_PERF,
     MISSING,
 )
-from maps.carbon_map import (
-    _CSS,
-    _cell_text,
-    _feature_collection,
-    _HtmlControl,
-    _rounded_mapping,
-    _simplified_lonlat,
+from maps.landuse_map import _rgb, class_blocks, warp_classes
+from maps.legend import css_colour, dot_item, line_item, plain_item, swatch_item, tick_labels
+from maps.page_parts import (
+    Panes,
+    build_page,
+    cell_text,
+    drawable,
+    headline_css,
+    image_bounds,
+    lonlat_features,
+    open_run_folder,
+    popup_table,
+    read_layer,
+    vector_layer,
 )
-from maps.landuse_map import _rgb, warp_classes
-from maps.legend import Legend, css_colour, tick_labels
 from maps.render import (
     ColourRamp,
     MercatorImage,
@@ -167,8 +166,11 @@ BARRIER_STYLE = {"color": "#000000", "weight": 1.5, "fillColor": "#fe9929",
                  "fillOpacity": 0.85, "dashArray": "3 2"}
 TOWNSHIP_STYLE = {"color": "#4d4d4d", "weight": 1.2, "fill": False, "dashArray": "6 3"}
 
-_PANES = {"mspa": 402, "current": 404, "zones": 410, "townships": 415, "corridors": 420,
-          "cores": 430, "paths": 440, "points": 450}
+_PANES = Panes("sinkmap-eco", {"mspa": 402, "current": 404, "zones": 410, "townships": 415,
+                              "corridors": 420, "cores": 430, "paths": 440, "points": 450},
+               passive=frozenset({"mspa", "current"}))
+_WHO = "ecology map"
+"""Start of the messages logged while reading the folder."""
 
 _TEXT: dict[str, dict[str, str]] = {
     "zh": {
@@ -256,13 +258,7 @@ _TEXT: dict[str, dict[str, str]] = {
     },
 }
 
-_ECO_CSS = """<style>
-  .sinkmap-eco-headline {
-    padding: 6px 12px; background: rgba(255, 255, 255, 0.94); border: 1px solid #bbb;
-    border-radius: 4px; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.25); max-width: 480px;
-    font: 13px/1.45 "Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", sans-serif;
-  }
-  .sinkmap-eco-title { font-weight: bold; font-size: 15px; }
+_ECO_CSS = ("<style>\n" + headline_css("sinkmap-eco", max_width=480, line_height=1.45) + """\
   .sinkmap-eco-figure { font-weight: bold; color: #00441b; }
   .sinkmap-eco-warn { color: #a50f15; font-size: 12px; }
   .sinkmap-eco-rank {
@@ -270,13 +266,7 @@ _ECO_CSS = """<style>
     border: 2px solid #00441b; color: #00441b; box-sizing: border-box;
     font: bold 12px/16px sans-serif; text-align: center;
   }
-  .sinkmap-legend-line { flex: none; width: 22px; height: 0; box-sizing: border-box; }
-  .sinkmap-legend-dot {
-    flex: none; width: 11px; height: 11px; margin: 0 5px 0 2px; border-radius: 50%;
-    box-sizing: border-box;
-  }
-  .sinkmap-legend-section { margin-top: 6px; }
-</style>"""
+</style>""")
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,23 +304,19 @@ def ecology_map(folder: Path, townships: gpd.GeoDataFrame | None = None, *, lang
         Unknown ``lang``; a file that exists but cannot be read (from the readers).
     """
     text = texts_for(_TEXT, lang)
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError("is not a folder", source=folder,
-                         fix="give the output folder of `sinkmap ecology` (or a run's ecology/)")
-    if max_side < 1:
-        raise ValueError(f"max_side must be at least 1, got {max_side}")
-    summary = _read_summary(folder / "summary.json")
+    folder, summary = open_run_folder(
+        folder, max_side=max_side, log_prefix=_WHO,
+        fix="give the output folder of `sinkmap ecology` (or a run's ecology/)")
 
     mspa = _mspa_image(folder / "mspa.tif", max_side)
     current = _current_image(folder / "current.tif", max_side)
-    zones = _read_layer(folder / "zones.gpkg")
-    cores = _read_layer(folder / "cores.gpkg")
-    paths = _read_layer(folder / "corridors.gpkg", "paths")
-    corridors = _read_layer(folder / "corridors.gpkg", "corridors")
-    pinch = _read_layer(folder / "pinchpoints.gpkg")
-    barriers = _read_layer(folder / "barriers.gpkg")
-    towns = _drawable(townships) if townships is not None else None
+    zones = read_layer(folder / "zones.gpkg", log_prefix=_WHO)
+    cores = read_layer(folder / "cores.gpkg", log_prefix=_WHO)
+    paths = read_layer(folder / "corridors.gpkg", "paths", log_prefix=_WHO)
+    corridors = read_layer(folder / "corridors.gpkg", "corridors", log_prefix=_WHO)
+    pinch = read_layer(folder / "pinchpoints.gpkg", log_prefix=_WHO)
+    barriers = read_layer(folder / "barriers.gpkg", log_prefix=_WHO)
+    towns = drawable(townships) if townships is not None else None
     if towns is not None and towns.crs is None:
         log.warning("ecology map: township layer has no CRS; not drawn")
         towns = None
@@ -343,8 +329,8 @@ def ecology_map(folder: Path, townships: gpd.GeoDataFrame | None = None, *, lang
         png = _mspa_png(mspa)
         layers.append(("mspa", folium.raster_layers.ImageOverlay(
             image=png_data_uri(png), bounds=mspa.latlon_bounds(), name=esc(text["layer_mspa"]),
-            opacity=MSPA_OPACITY, pixelated=True, interactive=False, pane=_pane("mspa"))))
-        bounds.append(_image_bounds(mspa))
+            opacity=MSPA_OPACITY, pixelated=True, interactive=False, pane=_PANES.name("mspa"))))
+        bounds.append(image_bounds(mspa))
     current_range: tuple[float, float] | None = None
     if current is not None:
         scaled = _log_current(current.values)
@@ -357,8 +343,8 @@ def ecology_map(folder: Path, townships: gpd.GeoDataFrame | None = None, *, lang
             layers.append(("current", folium.raster_layers.ImageOverlay(
                 image=png_data_uri(png), bounds=current.latlon_bounds(),
                 name=esc(text["layer_current"]), opacity=CURRENT_OPACITY, pixelated=True,
-                interactive=False, pane=_pane("current"), show=False)))
-            bounds.append(_image_bounds(current))
+                interactive=False, pane=_PANES.name("current"), show=False)))
+            bounds.append(image_bounds(current))
 
     kinds_present: list[str] = []
     if zones is not None:
@@ -369,85 +355,65 @@ def ecology_map(folder: Path, townships: gpd.GeoDataFrame | None = None, *, lang
         layer, b = _township_layer(towns, zone_label, text)
         layers.append(("townships", layer))
         bounds.append(b)
-        legend_syms.append(_line_item(TOWNSHIP_STYLE, text["sym_township"]))
+        legend_syms.append(line_item(TOWNSHIP_STYLE, text["sym_township"]))
     if corridors is not None:
-        layer, b = _vector_layer(corridors, text["layer_corridors"], CORRIDOR_STYLE,
-                                  _corridor_popup, text, pane="corridors")
+        layer, b = vector_layer(corridors, text["layer_corridors"], CORRIDOR_STYLE,
+                                _corridor_popup, text, pane=_PANES.name("corridors"))
         layers.append(("corridors", layer))
         bounds.append(b)
-        legend_syms.append(_swatch_item(CORRIDOR_STYLE, text["sym_corridor"]))
+        legend_syms.append(swatch_item(CORRIDOR_STYLE, text["sym_corridor"]))
     if cores is not None:
         selected = _flag(cores, "selected")
         if (~selected).any():
-            layer, b = _vector_layer(cores[~selected], text["layer_candidates"],
-                                      CANDIDATE_STYLE, _core_popup, text, pane="cores")
+            layer, b = vector_layer(cores[~selected], text["layer_candidates"],
+                                    CANDIDATE_STYLE, _core_popup, text, pane=_PANES.name("cores"))
             layers.append(("cores", layer))
             bounds.append(b)
-            legend_syms.append(_swatch_item(CANDIDATE_STYLE, text["sym_candidate"]))
+            legend_syms.append(swatch_item(CANDIDATE_STYLE, text["sym_candidate"]))
         if selected.any():
-            layer, b = _vector_layer(cores[selected], text["layer_cores"], SELECTED_STYLE,
-                                      _core_popup, text, pane="cores")
+            layer, b = vector_layer(cores[selected], text["layer_cores"], SELECTED_STYLE,
+                                    _core_popup, text, pane=_PANES.name("cores"))
             _add_rank_labels(layer, cores[selected])
             layers.append(("cores", layer))
             bounds.append(b)
-            legend_syms.append(_swatch_item(SELECTED_STYLE, text["sym_selected"]))
+            legend_syms.append(swatch_item(SELECTED_STYLE, text["sym_selected"]))
     if paths is not None:
         paths = paths[_flag(paths, "reachable", default=True)]
         chosen = _flag(paths, "selected")
         for mask, name, style, sym in ((~chosen, "layer_paths_other", OTHER_PATH_STYLE,
                                         "sym_path_other"),
                                        (chosen, "layer_paths", PATH_STYLE, "sym_path")):
-            part = _drawable(paths[mask])
+            part = drawable(paths[mask])
             if part is None:
                 continue
-            layer, b = _vector_layer(part, text[name], style, _path_popup, text, pane="paths")
+            layer, b = vector_layer(part, text[name], style, _path_popup, text,
+                                    pane=_PANES.name("paths"))
             layers.append(("paths", layer))
             bounds.append(b)
-            legend_syms.append(_line_item(style, text[sym]))
+            legend_syms.append(line_item(style, text[sym]))
     for gdf, name, style, popup, sym in (
             (pinch, "layer_pinch", PINCH_STYLE, _pinch_popup, "sym_pinch"),
             (barriers, "layer_barriers", BARRIER_STYLE, _barrier_popup, "sym_barrier")):
         if gdf is None:
             continue
-        layer, b = _vector_layer(gdf, text[name], style, popup, text, pane="points",
-                                  points=True)
+        layer, b = vector_layer(gdf, text[name], style, popup, text, pane=_PANES.name("points"),
+                                points=True)
         layers.append(("points", layer))
         bounds.append(b)
-        legend_syms.append(_dot_item(style, text[sym]))
+        legend_syms.append(dot_item(style, text[sym]))
 
     if not layers:
         raise InputError("holds no ecology output to draw (no mspa.tif, current.tif, cores, "
                          "corridors, zones, ...)", source=folder,
                          fix="give the output folder of `sinkmap ecology`")
 
-    west = min(b[0] for b in bounds)
-    south = min(b[1] for b in bounds)
-    east = max(b[2] for b in bounds)
-    north = max(b[3] for b in bounds)
-    m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=10, tiles=None,
-                   control_scale=True, max_zoom=MAX_ZOOM, zoom_snap=0.5)
-    root = m.get_root()
-    root.title = esc(title)
-    root.header.add_child(Element(_CSS), name="sinkmap_css")
-    root.header.add_child(Element(_ECO_CSS), name="sinkmap_eco_css")
-    used = {key for key, _ in layers}
-    for key, z in _PANES.items():
-        if key in used:
-            folium.map.CustomPane(_pane(key), z_index=z,
-                                  pointer_events=key not in ("mspa", "current")).add_to(m)
-    for _, layer in layers:
-        layer.add_to(m)
-
     counts = _counts(summary, cores, paths, corridors, pinch, barriers)
-    _HtmlControl(_headline_html(title, counts, text), position="bottomleft",
-                 css_class="sinkmap-eco-headline").add_to(m)
-    if source_note:
-        _HtmlControl(esc(source_note), position="bottomright",
-                     css_class="sinkmap-source").add_to(m)
-    Legend(_legend_html(mspa is not None, summary, kinds_present, legend_syms,
-                        current_range, text), position="bottomright").add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
-    m.fit_bounds([[south, west], [north, east]])
+    m = build_page(layers, bounds, _PANES, title=title, zoom_start=10, max_zoom=MAX_ZOOM,
+                   css={"sinkmap_eco_css": _ECO_CSS},
+                   headline=_headline_html(title, counts, text),
+                   headline_class="sinkmap-eco-headline", source_note=source_note,
+                   legend=_legend_html(mspa is not None, summary, kinds_present, legend_syms,
+                                       current_range, text))
     log.info("ecology map: %d layers, %s", len(layers),
              ", ".join(f"{k} {v}" for k, v in counts.items() if k != "unreachable"))
     return m
@@ -455,41 +421,6 @@ def ecology_map(folder: Path, townships: gpd.GeoDataFrame | None = None, *, lang
 
 # --------------------------------------------------------------------------------------------
 # reading
-
-
-def _read_summary(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        log.info("ecology map: %s not found; counts are taken from the layers", path)
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        log.warning("ecology map: cannot read %s (%s); counts are taken from the layers",
-                    path, exc)
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _read_layer(path: Path, layer: str | None = None) -> gpd.GeoDataFrame | None:
-    """The drawable rows of one vector layer, or None (file or layer missing, or empty)."""
-    if not path.exists():
-        log.info("ecology map: %s not found; layer left out", path)
-        return None
-    if layer is not None and layer not in {str(n) for n in pyogrio.list_layers(path)[:, 0]}:
-        log.info("ecology map: %s has no layer %r; left out", path, layer)
-        return None
-    return _drawable(read_vector(path, layer=layer))
-
-
-def _drawable(gdf: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
-    """``gdf`` without rows lacking geometry (e.g. unreachable paths); None when none is left."""
-    if gdf is None or len(gdf) == 0:
-        return None
-    geom = gdf.geometry.to_numpy()
-    keep = ~(shapely.is_missing(geom) | shapely.is_empty(geom))
-    if not keep.any():
-        return None
-    return gdf[keep]
 
 
 def _flag(gdf: gpd.GeoDataFrame, column: str, *, default: bool = False) -> np.ndarray:
@@ -531,48 +462,11 @@ def mspa_classes(da: xr.DataArray, *, max_side: int = MAX_SIDE) -> xr.DataArray:
     by an integer factor ``k`` so that the long side is at most ``max_side`` pixels.
 
     Each output cell takes the **mode** of the classes in its ``k x k`` block (missing cells do
-    not count; a block with no data is missing), ties going to the thinner, rarer classes. The
-    raster is read in strips of blocks, so a dask-backed raster is never held in memory whole.
+    not count; a block with no data is missing), ties going to the thinner, rarer classes
+    (:func:`maps.landuse_map.class_blocks`). The raster is read in strips of blocks, so a
+    dask-backed raster is never held in memory whole.
     """
-    h, w = int(da.sizes["y"]), int(da.sizes["x"])
-    k = max(1, math.ceil(max(h, w) / max_side))
-    lut = MSPA_LUT.copy()
-    nodata = da.rio.nodata
-    if nodata is not None and np.isfinite(nodata) and float(nodata).is_integer() \
-            and 0 <= nodata <= 255:
-        lut[int(nodata)] = 0
-    rows, cols = math.ceil(h / k), math.ceil(w / k)
-    out = np.zeros((rows, cols), dtype=np.uint8)
-    strip = k * max(1, 4_000_000 // max(1, w * k))  # rows per strip, a multiple of k
-    for r0 in range(0, h, strip):
-        r1 = min(h, r0 + strip)
-        raw = np.asarray(da.isel(y=slice(r0, r1)).values)
-        ok = np.isfinite(raw) & (raw >= 0) & (raw <= 255)
-        idx = np.zeros(raw.shape, dtype=np.uint8)
-        idx[ok] = lut[raw[ok].astype(np.int64)]
-        if k > 1:
-            idx = _block_mode(idx, k, cols)
-        out[r0 // k:r0 // k + idx.shape[0]] = idx
-    t = GridSpec.of(da).transform
-    grid = GridSpec.create(da.rio.crs, Affine(t.a * k, t.b * k, t.c, t.d * k, t.e * k, t.f),
-                           out.shape)
-    return make_raster(out, grid, nodata=0, units="class", kind="categorical",
-                       name=f"{da.name or 'mspa'}_display", chunks=None,
-                       attrs={"source": da.attrs.get("source", "mspa")})
-
-
-def _block_mode(idx: np.ndarray, k: int, cols: int) -> np.ndarray:
-    """Mode of the non-zero values in each ``k x k`` block (0 where a block is all zero)."""
-    h = idx.shape[0]
-    rows = math.ceil(h / k)
-    padded = np.zeros((rows * k, cols * k), dtype=np.uint8)
-    padded[:h, :idx.shape[1]] = idx
-    blocks = padded.reshape(rows, k, cols, k)
-    counts = np.stack([(blocks == c).sum(axis=(1, 3), dtype=np.uint32) for c in _MODE_PRIORITY])
-    best = np.argmax(counts, axis=0)
-    out = np.asarray(_MODE_PRIORITY, dtype=np.uint8)[best]
-    out[counts.max(axis=0) == 0] = 0
-    return out
+    return class_blocks(da, MSPA_LUT, _MODE_PRIORITY, max_side=max_side, default_name="mspa")
 
 
 def _mspa_png(image: MercatorImage) -> bytes:
@@ -613,64 +507,8 @@ def _log_current(values: np.ndarray) -> tuple[np.ndarray, tuple[float, float]] |
     return out, (lo, hi)
 
 
-def _image_bounds(image: MercatorImage) -> tuple[float, float, float, float]:
-    (s, w), (n, e) = image.latlon_bounds()
-    return w, s, e, n
-
-
 # --------------------------------------------------------------------------------------------
 # vector layers
-
-
-def _pane(key: str) -> str:
-    return f"sinkmap-eco-{key}"
-
-
-def _lonlat_features(gdf: gpd.GeoDataFrame, props: list[dict[str, Any]]
-                     ) -> tuple[dict[str, Any], tuple[float, float, float, float]]:
-    """A feature collection of ``gdf`` (simplified, lon/lat, rounded) and its bounds."""
-    ll, keep = _simplified_lonlat(gdf)
-    kept = [p for p, k in zip(props, keep, strict=True) if k]
-    geoms = [_rounded_mapping(g) for g in ll]
-    w, s, e, n = (float(x) for x in shapely.total_bounds(ll))
-    return _feature_collection(geoms, kept), (w, s, e, n)
-
-
-def _vector_layer(gdf: gpd.GeoDataFrame, name: str, style: Mapping[str, Any],
-                   popup: Callable[[pd.Series, Mapping[str, str]], tuple[str, str]],
-                   text: Mapping[str, str], *, pane: str, points: bool = False
-                   ) -> tuple[folium.FeatureGroup, tuple[float, float, float, float]]:
-    """One toggleable layer of ``gdf`` in one style, with a tooltip and a popup per feature.
-
-    ``popup(row, text)`` gives the (escaped) tooltip and popup HTML. With ``points``, a small
-    circle at a point inside each polygon is added, so tiny polygons stay visible.
-    """
-    props = []
-    for _, row in gdf.iterrows():
-        tip, html = popup(row, text)
-        props.append({"tip": tip, "popup": html})
-    fc, bounds = _lonlat_features(gdf, props)
-    group = folium.FeatureGroup(name=esc(name), show=True)
-    st = dict(style)
-    folium.GeoJson(
-        fc, style_function=lambda _f: st, pane=_pane(pane), zoom_on_click=False,
-        tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
-        popup=folium.GeoJsonPopup(fields=["popup"], labels=False, localize=False,
-                                  max_width=420),
-    ).add_to(group)
-    if points:
-        pts = gdf.geometry.to_crs("EPSG:3857").to_numpy()
-        pts = gpd.GeoSeries(shapely.point_on_surface(pts), crs="EPSG:3857").to_crs(4326)
-        fc_pts = _feature_collection([_rounded_mapping(p) for p in pts.to_numpy()], props)
-        folium.GeoJson(
-            fc_pts, pane=_pane(pane), zoom_on_click=False,
-            marker=folium.CircleMarker(radius=5, color=st["color"], weight=1.5,
-                                       fill=True, fill_color=st["fillColor"], fill_opacity=0.95),
-            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
-            popup=folium.GeoJsonPopup(fields=["popup"], labels=False, localize=False,
-                                      max_width=420),
-        ).add_to(group)
-    return group, bounds
 
 
 def _add_rank_labels(group: folium.FeatureGroup, cores: gpd.GeoDataFrame) -> None:
@@ -699,10 +537,10 @@ def _zone_layer(zones: gpd.GeoDataFrame, text: Mapping[str, str]
         tip, html = _zone_popup(row, text)
         props.append({"tip": tip, "popup": html,
                       "fill": css_colour(KIND_COLOURS.get(kind, OTHER_KIND_COLOUR))})
-    fc, bounds = _lonlat_features(zones, props)
+    fc, bounds = lonlat_features(zones, props)
     group = folium.FeatureGroup(name=esc(text["layer_zones"]), show=True)
     folium.GeoJson(
-        fc, pane=_pane("zones"), zoom_on_click=False,
+        fc, pane=_PANES.name("zones"), zoom_on_click=False,
         style_function=lambda f: {"color": f["properties"]["fill"], "weight": 1.5,
                                   "fillColor": f["properties"]["fill"], "fillOpacity": 0.25},
         highlight_function=lambda _f: {"weight": 3, "fillOpacity": 0.4},
@@ -722,9 +560,9 @@ def _township_layer(towns: gpd.GeoDataFrame, zone_label: str, text: Mapping[str,
         log.warning("ecology map: township layer has no column %r; boundaries without names",
                     zone_label)
         tips = [""] * len(towns)
-    fc, bounds = _lonlat_features(towns, [{"tip": t} for t in tips])
+    fc, bounds = lonlat_features(towns, [{"tip": t} for t in tips])
     layer = folium.GeoJson(
-        fc, name=esc(text["layer_townships"]), pane=_pane("townships"), zoom_on_click=False,
+        fc, name=esc(text["layer_townships"]), pane=_PANES.name("townships"), zoom_on_click=False,
         style_function=lambda _f: dict(TOWNSHIP_STYLE),
         tooltip=(folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True)
                  if zone_label in towns.columns else None))
@@ -740,7 +578,7 @@ def _value(row: pd.Series, col: str) -> Any:
 
 
 def _num(row: pd.Series, col: str, text: Mapping[str, str]) -> str:
-    return _cell_text(_value(row, col), text["missing"])
+    return cell_text(_value(row, col), text["missing"])
 
 
 def _int_text(value: Any) -> str | None:
@@ -763,12 +601,6 @@ def _id(row: pd.Series, col: str) -> str:
     return esc(_int_text(_value(row, col)) or "?")
 
 
-def _table(caption: str, rows: Sequence[tuple[str, str]]) -> str:
-    """Popup table: ``caption`` and the row values are escaped HTML, the labels plain text."""
-    cells = "".join(f"<tr><th>{esc(label)}</th><td>{value}</td></tr>" for label, value in rows)
-    return f'<table class="sinkmap-popup"><caption>{caption}</caption>{cells}</table>'
-
-
 def _yes_no(row: pd.Series, col: str, text: Mapping[str, str]) -> str:
     v = _value(row, col)
     if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)):
@@ -779,7 +611,7 @@ def _yes_no(row: pd.Series, col: str, text: Mapping[str, str]) -> str:
 def _core_popup(row: pd.Series, text: Mapping[str, str]) -> tuple[str, str]:
     caption = esc(text["core_caption"].format(id=_int_text(_value(row, "core_id")) or "?"))
     rank = _id(row, "rank")
-    html = _table(caption, [
+    html = popup_table(caption, [
         (text["rank"], f"<b>{rank}</b>"), (text["selected"], _yes_no(row, "selected", text)),
         (text["area"], _num(row, "area_ha", text)), (text["dpc"], _num(row, "dPC", text)),
         (text["dpc_intra"], _num(row, "dPC_intra", text)),
@@ -796,7 +628,7 @@ def _pair(row: pd.Series) -> str:
 def _corridor_popup(row: pd.Series, text: Mapping[str, str]) -> tuple[str, str]:
     caption = esc(text["corridor_caption"].format(
         id=_int_text(_value(row, "corridor_id")) or "?"))
-    html = _table(caption, [
+    html = popup_table(caption, [
         (text["pair"], _pair(row)), (text["rank"], _id(row, "rank")),
         (text["cost"], _num(row, "cost", text)), (text["length"], _num(row, "length_m", text)),
         (text["threshold"], _num(row, "threshold_cwm", text)),
@@ -807,7 +639,7 @@ def _corridor_popup(row: pd.Series, text: Mapping[str, str]) -> tuple[str, str]:
 def _path_popup(row: pd.Series, text: Mapping[str, str]) -> tuple[str, str]:
     caption = esc(text["path_caption"].format(a=_int_text(_value(row, "core_a")) or "?",
                                               b=_int_text(_value(row, "core_b")) or "?"))
-    html = _table(caption, [
+    html = popup_table(caption, [
         (text["rank"], _id(row, "rank") if _int_text(_value(row, "rank")) else
          esc(text["missing"])),
         (text["selected"], _yes_no(row, "selected", text)),
@@ -820,7 +652,7 @@ def _path_popup(row: pd.Series, text: Mapping[str, str]) -> tuple[str, str]:
 
 def _pinch_popup(row: pd.Series, text: Mapping[str, str]) -> tuple[str, str]:
     caption = esc(text["pinch_caption"].format(id=_int_text(_value(row, "pinch_id")) or "?"))
-    html = _table(caption, [
+    html = popup_table(caption, [
         (text["corridor"], _id(row, "corridor_id")),
         (text["max_current"], _num(row, "max_current_A", text)),
         (text["mean_current"], _num(row, "mean_current_A", text)),
@@ -831,7 +663,7 @@ def _pinch_popup(row: pd.Series, text: Mapping[str, str]) -> tuple[str, str]:
 def _barrier_popup(row: pd.Series, text: Mapping[str, str]) -> tuple[str, str]:
     caption = esc(text["barrier_caption"].format(
         id=_int_text(_value(row, "barrier_id")) or "?"))
-    html = _table(caption, [
+    html = popup_table(caption, [
         (text["corridor"], _id(row, "corridor_id")),
         (text["improvement"], _num(row, "improvement_cwm", text)),
         (text["improvement_pct"], _num(row, "improvement_pct", text)),
@@ -851,7 +683,7 @@ def _zone_popup(row: pd.Series, text: Mapping[str, str]) -> tuple[str, str]:
     caption = esc("" if name is None else name)
     kind = _value(row, "kind")
     kind_text = esc(_kind_label(str(kind), text)) if kind is not None else esc(text["missing"])
-    html = _table(caption, [
+    html = popup_table(caption, [
         (text["zone"], esc(_value(row, "zone") if _value(row, "zone") is not None else "-")),
         (text["kind"], kind_text), (text["area"], _num(row, "area_ha", text)),
         (text["stock_tC"], _num(row, "stock_tC", text)),
@@ -907,35 +739,6 @@ def _headline_html(title: str, counts: Mapping[str, Any], text: Mapping[str, str
     return "".join(parts)
 
 
-def _swatch_item(style: Mapping[str, Any], label: str) -> str:
-    fill = css_colour(style.get("fillColor", style["color"]))
-    border = "dashed" if style.get("dashArray") else "solid"
-    return (f'<div class="sinkmap-legend-item"><span class="sinkmap-legend-swatch" '
-            f'style="background:{fill};opacity:{min(1.0, style.get("fillOpacity", 1) + 0.3):.2f};'
-            f'border:2px {border} {css_colour(style["color"])}"></span>'
-            f"<span>{esc(label)}</span></div>")
-
-
-def _line_item(style: Mapping[str, Any], label: str) -> str:
-    kind = "dashed" if style.get("dashArray") else "solid"
-    width = max(1, round(float(style.get("weight", 2))))
-    return (f'<div class="sinkmap-legend-item"><span class="sinkmap-legend-line" '
-            f'style="border-top:{width}px {kind} {css_colour(style["color"])}"></span>'
-            f"<span>{esc(label)}</span></div>")
-
-
-def _dot_item(style: Mapping[str, Any], label: str) -> str:
-    return (f'<div class="sinkmap-legend-item"><span class="sinkmap-legend-dot" '
-            f'style="background:{css_colour(style["fillColor"])};'
-            f'border:1.5px solid {css_colour(style["color"])}"></span>'
-            f"<span>{esc(label)}</span></div>")
-
-
-def _plain_item(colour: str, label: str) -> str:
-    return (f'<div class="sinkmap-legend-item"><span class="sinkmap-legend-swatch" '
-            f'style="background:{css_colour(colour)}"></span><span>{esc(label)}</span></div>')
-
-
 def _mspa_pct(summary: Mapping[str, Any], cls: str) -> str:
     entry = (summary.get("mspa") or {}).get(cls)
     pct = entry.get("pct") if isinstance(entry, Mapping) else None
@@ -979,13 +782,13 @@ def _legend_html(has_mspa: bool, summary: Mapping[str, Any], kinds: Sequence[str
                      f'<div class="sinkmap-legend-items" data-legend="symbols">'
                      f'{"".join(symbols)}</div>')
     if kinds:
-        rows = "".join(_plain_item(KIND_COLOURS.get(k, OTHER_KIND_COLOUR), _kind_label(k, text))
+        rows = "".join(plain_item(KIND_COLOURS.get(k, OTHER_KIND_COLOUR), _kind_label(k, text))
                        for k in kinds)
         parts.append(f'<div class="sinkmap-legend-title sinkmap-legend-section">'
                      f'{esc(text["legend_zones"])}</div>'
                      f'<div class="sinkmap-legend-items" data-legend="zones">{rows}</div>')
     if has_mspa:
-        rows = "".join(_plain_item(colour, text[key] + (_mspa_pct(summary, key)
+        rows = "".join(plain_item(colour, text[key] + (_mspa_pct(summary, key)
                                                         if key in CLASS_BYTES else ""))
                        for key, colour, _ in MSPA_CLASSES)
         parts.append(f'<div class="sinkmap-legend-title sinkmap-legend-section">'

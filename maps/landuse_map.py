@@ -1,14 +1,15 @@
 """Land-use maps: a class raster as a coloured overlay, two years side by side, change types.
 
 Class rasters are drawn with nearest-neighbour resampling only (classes are never averaged):
-decimated by striding to the pixel budget, reprojected to EPSG:3857 with ``nearest``, coloured
-through a palette PNG (unknown classes and nodata transparent).
+decimated by striding to the pixel budget (or first reduced by a block mode,
+:func:`class_blocks`), reprojected to EPSG:3857 with ``nearest``, coloured through a palette PNG
+(unknown classes and nodata transparent).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import folium
 import folium.plugins
@@ -20,7 +21,7 @@ from rasterio.enums import Resampling
 
 from gis.crs import as_crs
 from gis.errors import NoDataError
-from gis.grid import GridSpec
+from gis.grid import GridSpec, make_raster
 from maps.render import MercatorImage, encode_png, esc, png_data_uri
 
 WEB_MERCATOR = "EPSG:3857"
@@ -59,6 +60,53 @@ def warp_classes(da: xr.DataArray, *, max_pixels: int) -> MercatorImage:
         raise NoDataError("holds only nodata cells; there is nothing to draw",
                           source=da.attrs.get("source") or da.name)
     return MercatorImage(out, dst_t)
+
+
+def class_blocks(da: xr.DataArray, lut: np.ndarray, priority: Sequence[int], *,
+                 max_side: int, default_name: str | None = None) -> xr.DataArray:
+    """Class bytes mapped through ``lut`` (256 display indices, 0 = missing), reduced by an
+    integer factor ``k`` so that the long side is at most ``max_side`` pixels.
+
+    Each output cell holds the **mode** of the non-zero indices in its ``k x k`` block (a block
+    with none is 0), ties going to the index that comes first in ``priority`` (indices not in
+    ``priority`` are not counted). The raster's nodata maps to 0 whatever ``lut`` says. It is
+    read in strips of whole blocks, so a dask-backed raster is never held in memory whole.
+
+    The result (a categorical raster, nodata 0) is named ``{name}_display`` after the raster,
+    else after ``default_name`` (else "classes"); its ``source`` is the raster's, else
+    ``default_name``, else the raster's name.
+    """
+    h, w = int(da.sizes["y"]), int(da.sizes["x"])
+    k = max(1, math.ceil(max(h, w) / max_side))
+    table = np.asarray(lut, dtype=np.uint8).copy()
+    nodata = da.rio.nodata
+    if nodata is not None and np.isfinite(nodata) and float(nodata).is_integer() \
+            and 0 <= nodata <= 255:
+        table[int(nodata)] = 0
+    order = np.asarray(list(priority), dtype=np.uint8)
+    rows, cols = math.ceil(h / k), math.ceil(w / k)
+    out = np.zeros((rows, cols), dtype=np.uint8)
+    step = k * max(1, 4_000_000 // max(1, w * k))  # image rows per strip, a multiple of k
+    for top in range(0, h, step):
+        raw = np.asarray(da.isel(y=slice(top, top + step)).values)
+        inside = np.isfinite(raw) & (raw >= 0) & (raw <= 255)
+        idx = np.zeros(raw.shape, dtype=np.uint8)
+        idx[inside] = table[raw[inside].astype(np.int64)]
+        if k > 1:
+            n = math.ceil(idx.shape[0] / k)
+            pad = np.zeros((n * k, cols * k), dtype=np.uint8)
+            pad[:idx.shape[0], :w] = idx
+            cells = pad.reshape(n, k, cols, k)
+            tally = np.stack([(cells == c).sum(axis=(1, 3), dtype=np.uint32) for c in order])
+            idx = order[np.argmax(tally, axis=0)]
+            idx[tally.max(axis=0) == 0] = 0
+        out[top // k:top // k + idx.shape[0]] = idx
+    t = GridSpec.of(da).transform
+    grid = GridSpec.create(da.rio.crs, Affine(t.a * k, t.b * k, t.c, t.d * k, t.e * k, t.f),
+                           out.shape)
+    return make_raster(out, grid, nodata=0, units="class", kind="categorical",
+                       name=f"{da.name or default_name or 'classes'}_display", chunks=None,
+                       attrs={"source": da.attrs.get("source", default_name or da.name)})
 
 
 def class_png(img: MercatorImage, colours: Mapping[int, str]) -> bytes:

@@ -1,9 +1,11 @@
 """Map legends as plain HTML/CSS Leaflet controls: no d3, no branca JavaScript, nothing to fetch.
 
 * :func:`continuous_legend` draws a colour bar (a CSS ``linear-gradient``) with tick labels;
-* :func:`categorical_legend` lists colour swatches with labels.
+* :func:`categorical_legend` lists colour swatches with labels;
+* :func:`plain_item`, :func:`swatch_item`, :func:`line_item` and :func:`dot_item` give one legend
+  row each (a colour, a polygon, a line or a point style) for legends built by hand.
 
-Both return a :class:`Legend`, a :class:`branca.element.MacroElement` to ``add_to(map)``; it
+The two legends are a :class:`Legend`, a :class:`branca.element.MacroElement` to ``add_to(map)``; it
 becomes an ``L.control`` whose content is fixed HTML. Every piece of text (title, labels) is
 HTML-escaped here, so pass plain text; colours must be CSS colours (``#rgb``, ``#rrggbb``,
 ``#rrggbbaa``, ``rgb()/rgba()`` or a colour name) and anything else is refused, so nothing from
@@ -16,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jinja2
@@ -56,6 +58,12 @@ LEGEND_CSS = """<style>
   .sinkmap-legend-swatch {
     flex: none; width: 16px; height: 11px; border: 1px solid #888; box-sizing: border-box;
   }
+  .sinkmap-legend-line { flex: none; width: 22px; height: 0; box-sizing: border-box; }
+  .sinkmap-legend-dot {
+    flex: none; width: 11px; height: 11px; margin: 0 5px 0 2px; border-radius: 50%;
+    box-sizing: border-box;
+  }
+  .sinkmap-legend-section { margin-top: 6px; }
 </style>"""
 
 
@@ -130,14 +138,14 @@ def continuous_legend(title: str, colours: Sequence[str] | Sequence[tuple[float,
              f'<div class="sinkmap-legend-ticks" style="width:{int(width)}px">'
              f'{"".join(spans)}</div>']
     if nodata is not None:
-        parts.append(_item_html(*nodata))
+        parts.append(plain_item(*nodata))
     return Legend("".join(parts), position=position)
 
 
 def categorical_legend(title: str, items: Sequence[tuple[str, str]], *,
                        position: str = "topright") -> Legend:
     """A legend of colour swatches: ``items`` is ``[(colour, label), ...]`` in display order."""
-    rows = "".join(_item_html(colour, label) for colour, label in items)
+    rows = "".join(plain_item(colour, label) for colour, label in items)
     return Legend(f'<div class="sinkmap-legend-title">{esc(str(title))}</div>'
                   f'<div class="sinkmap-legend-items">{rows}</div>', position=position)
 
@@ -201,10 +209,38 @@ def css_colour(colour: str) -> str:
     return c
 
 
-def _item_html(colour: str, label: str) -> str:
+def plain_item(colour: str, label: str) -> str:
+    """A legend row: a plain colour swatch and ``label`` (plain text, escaped here)."""
     return (f'<div class="sinkmap-legend-item"><span class="sinkmap-legend-swatch" '
             f'style="background:{css_colour(colour)}"></span>'
             f"<span>{esc(str(label))}</span></div>")
+
+
+def swatch_item(style: Mapping[str, Any], label: str) -> str:
+    """A legend row for a polygon style (Leaflet path options): its fill and its border."""
+    fill = css_colour(style.get("fillColor", style["color"]))
+    border = "dashed" if style.get("dashArray") else "solid"
+    return (f'<div class="sinkmap-legend-item"><span class="sinkmap-legend-swatch" '
+            f'style="background:{fill};opacity:{min(1.0, style.get("fillOpacity", 1) + 0.3):.2f};'
+            f'border:2px {border} {css_colour(style["color"])}"></span>'
+            f"<span>{esc(label)}</span></div>")
+
+
+def line_item(style: Mapping[str, Any], label: str) -> str:
+    """A legend row for a line style: a short line of its colour, weight and dashing."""
+    kind = "dashed" if style.get("dashArray") else "solid"
+    width = max(1, round(float(style.get("weight", 2))))
+    return (f'<div class="sinkmap-legend-item"><span class="sinkmap-legend-line" '
+            f'style="border-top:{width}px {kind} {css_colour(style["color"])}"></span>'
+            f"<span>{esc(label)}</span></div>")
+
+
+def dot_item(style: Mapping[str, Any], label: str) -> str:
+    """A legend row for a point style: a round dot of its fill and border colour."""
+    return (f'<div class="sinkmap-legend-item"><span class="sinkmap-legend-dot" '
+            f'style="background:{css_colour(style["fillColor"])};'
+            f'border:1.5px solid {css_colour(style["color"])}"></span>'
+            f"<span>{esc(label)}</span></div>")
 
 
 def _gradient_stops(colours: Sequence[Any], lo: float, hi: float) -> list[tuple[float, str]]:

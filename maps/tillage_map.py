@@ -54,8 +54,8 @@ from branca.element import Element, Figure, MacroElement
 
 from gis.errors import InputError
 from layers.tillage import STATUSES
-from maps.carbon_map import _CSS, _HtmlControl, _simplified_lonlat
 from maps.legend import Legend, continuous_legend, css_colour
+from maps.page_parts import PAGE_CSS, HtmlControl, headline_css, simplified_lonlat
 from maps.render import ColourRamp, esc, format_number, mercator_tolerance, texts_for
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ def tillage_map(parcels: gpd.GeoDataFrame, townships: pd.DataFrame,
                    control_scale=True, max_zoom=MAX_ZOOM, zoom_snap=0.5, prefer_canvas=True)
     root = m.get_root()
     root.title = esc(title)
-    root.header.add_child(Element(_CSS), name="sinkmap_css")
+    root.header.add_child(Element(PAGE_CSS), name="sinkmap_css")
     root.header.add_child(Element(_TILLAGE_CSS), name="sinkmap_tillage_css")
 
     town = _township_layer(parcels, townships, zones, f, zone_label, text)
@@ -236,14 +236,14 @@ def tillage_map(parcels: gpd.GeoDataFrame, townships: pd.DataFrame,
     if town is not None:
         _KeepBelow(town).add_to(m)
 
-    _HtmlControl(_headline_html(title, summary, counts, text, as_points), position="bottomleft",
+    HtmlControl(_headline_html(title, summary, counts, text, as_points), position="bottomleft",
                  css_class="sinkmap-tillage-headline").add_to(m)
     Legend(_legend_html(counts, text), position="topright").add_to(m)
     if town is not None:
         continuous_legend(text["share_legend"], PUBU, 0.0, 100.0, [0, 25, 50, 75, 100],
                           nodata=(MISSING_FILL, text["missing"]), position="topright").add_to(m)
     if source_note:
-        _HtmlControl(esc(source_note), position="bottomright",
+        HtmlControl(esc(source_note), position="bottomright",
                      css_class="sinkmap-source").add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     m.fit_bounds([[south, west], [north, east]])
@@ -496,7 +496,7 @@ def _township_layer(parcels: gpd.GeoDataFrame, townships: pd.DataFrame,
     if zones is not None and zone_label in zones.columns and zones.crs is not None and len(zones):
         z = zones[zones[zone_label].astype(str).isin(t.index)]
         if len(z):
-            ll, keep = _simplified_lonlat(z)
+            ll, keep = simplified_lonlat(z)
             for name, g in zip(z.loc[keep, zone_label].astype(str), ll, strict=True):
                 shapes.setdefault(name, g)
     tw = f.get("township")
@@ -630,17 +630,12 @@ def _legend_html(counts: Mapping[str, Mapping[str, float]], text: Mapping[str, s
     return "".join(parts)
 
 
-_TILLAGE_CSS = """<style>
-  .sinkmap-tillage-headline {
-    padding: 6px 12px; background: rgba(255, 255, 255, 0.94); border: 1px solid #bbb;
-    border-radius: 4px; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.25); max-width: 460px;
-    font: 13px/1.4 "Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", sans-serif;
-  }
-  .sinkmap-tillage-title { font-weight: bold; font-size: 15px; }
+_TILLAGE_CSS = ("<style>\n" + headline_css("sinkmap-tillage", max_width=460, line_height=1.4)
+                + """\
   .sinkmap-tillage-figure { font-weight: bold; font-size: 18px; color: #0b5d25; margin: 2px 0; }
   .sinkmap-tillage-sub { color: #444; font-size: 12px; }
   .sinkmap-popup td.sinkmap-wrap { white-space: normal; text-align: left; max-width: 260px; }
-</style>"""
+</style>""")
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,11 +41,13 @@ T = {
     "zh": {"atlas": "碳汇与土地利用图集", "density": "碳密度", "pool": "碳库", "lu": "土地利用",
            "change": "土地利用变化", "compare": "土地利用对比", "tillage": "保护性耕作核查",
            "ecology": "生态保护格局",
+           "green": "城市绿地",
            "index_note": "离线图集：所有地图均为单个文件，无需联网。"},
     "en": {"atlas": "Carbon-sink and land-use atlas", "density": "Carbon density",
            "pool": "Carbon pool", "lu": "Land use", "change": "Land-use change",
            "compare": "Land use compared", "tillage": "Conservation tillage",
            "ecology": "Ecological-protection pattern",
+           "green": "Urban green space",
            "index_note": "Offline atlas: every map is one self-contained file and needs no "
            "network."},
 }
@@ -167,6 +169,10 @@ def write_atlas(run_dir: Path, *, lang: str = "zh", overwrite: bool = False,
             m, description = _ecology_page(run_dir / "ecology", zones, name, note, lang)
             save(m, stage / "ecology.html")
             pages.append(Page("ecology.html", t["ecology"], description))
+        if (run_dir / "green" / "summary.json").exists():
+            m, description = _green_page(run_dir / "green", name, note, lang)
+            save(m, stage / "green.html")
+            pages.append(Page("green.html", t["green"], description))
         if print_maps:
             from sinkmap.publish import write_print_maps
 
@@ -197,6 +203,32 @@ def _ecology_page(folder: Path, zones: Any, name: str, note: str, lang: str
     else:
         description = (f"{s['n_cores_selected']} cores, {s['n_corridors']} corridors, "
                        f"{s['n_pinchpoints']} pinch points, {s['n_barriers']} barriers")
+    return m, description
+
+
+def _green_page(folder: Path, name: str, note: str, lang: str) -> tuple[folium.Map, str]:
+    """The urban green-space map of ``folder`` and its index line."""
+    from maps.green_map import green_map
+
+    s = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    m = green_map(folder, lang=lang, title=f"{name} — {T[lang]['green']} {s['year']}",
+                  source_note=note)
+
+    def f(v: Any, nd: int = 0) -> str:
+        return "—" if v is None else f"{v:,.{nd}f}"
+
+    if s.get("status") != "ok":
+        description = s.get("reason", "")
+    elif lang == "zh":
+        description = f"绿化覆盖率 {f(s['green_coverage_pct'], 1)}%"
+        if s.get("new_green_mu") is not None:
+            description += (f"，新增绿地 {f(s['new_green_mu'])} 亩（目标 {f(s['target_mu'])} 亩，"
+                            f"完成 {f(s['target_progress_pct'], 1)}%）")
+    else:
+        description = f"green coverage {f(s['green_coverage_pct'], 1)} %"
+        if s.get("new_green_mu") is not None:
+            description += (f", new green {f(s['new_green_mu'])} mu of the "
+                            f"{f(s['target_mu'])} mu target ({f(s['target_progress_pct'], 1)} %)")
     return m, description
 
 
@@ -285,13 +317,13 @@ def _finish(m: folium.Map, zones: Any, title: str, legend: str, note: str) -> No
                    tooltip=folium.GeoJsonTooltip(["label"], labels=False)).add_to(m)
     from branca.element import Element
 
-    from maps.carbon_map import _CSS, _HtmlControl
+    from maps.page_parts import PAGE_CSS, HtmlControl
 
-    m.get_root().header.add_child(Element(_CSS), name="sinkmap_css")
+    m.get_root().header.add_child(Element(PAGE_CSS), name="sinkmap_css")
 
-    _HtmlControl(esc(title), position="topleft", css_class="sinkmap-title").add_to(m)
-    _HtmlControl(legend, position="topright", css_class="sinkmap-legend-box").add_to(m)
-    _HtmlControl(esc(note), position="bottomright", css_class="sinkmap-source").add_to(m)
+    HtmlControl(esc(title), position="topleft", css_class="sinkmap-title").add_to(m)
+    HtmlControl(legend, position="topright", css_class="sinkmap-legend-box").add_to(m)
+    HtmlControl(esc(note), position="bottomright", css_class="sinkmap-source").add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
 
 

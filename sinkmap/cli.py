@@ -375,6 +375,16 @@ def _report(out: Path, summary: dict) -> None:
                   f"{100 * a['overall_accuracy']:.1f} %, kappa {a['kappa']:.2f} "
                   f"({a['n_judged']} parcels judged, "
                   f"{a['n_undetermined']} undetermined)")
+    if "green" in summary:
+        from sinkmap.green_cmd import brief
+
+        g = summary["green"]
+        print(f"urban green {g['year']}: {brief(g)}")
+        v = g.get("vs_truth")
+        if v and v.get("pixel_agreement") is not None:
+            print(f"  against the demo's truth: {100 * v['pixel_agreement']:.1f} % of pixels "
+                  f"agree; green {v['green_mu_truth']:,.0f} mu, new {v['new_green_mu_truth']:,.0f} "
+                  f"mu, lost {v['lost_green_mu_truth']:,.0f} mu in the truth")
     print(f"outputs: {out}")
 
 

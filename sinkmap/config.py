@@ -75,6 +75,7 @@ baseline_year = 2020         # optional: new / lost green against the target
 districts = "inputs/districts.gpkg"    # optional; district_field = "name",
 population_field = "population"        # (empty = unknown: per-capita left empty)
 parks = "inputs/parks.gpkg"  # optional: park service coverage
+# landcover / baseline_landcover: the town's own land cover (default: the project's years)
 # also: residential (polygons), threshold (fixed NDVI; default Otsu), season, min_area_m2,
 # min_observed_pct, green_classes, exclude_classes, residential_classes, target_mu,
 # coverage_target_pct, park_tiers = [[2000, 300], [5000, 500]], table (green_space.csv copy)
@@ -170,7 +171,8 @@ class ProjectConfig:
 
 
 ECOLOGY_PATHS = ("roads", "zones", "resistance_table")
-GREEN_PATHS = ("urban", "imagery", "districts", "parks", "residential", "table")
+GREEN_PATHS = ("urban", "imagery", "districts", "parks", "residential", "table", "landcover",
+               "baseline_landcover")
 GREEN_OTHER = ("year", "baseline_year", "district_field", "population_field", "park_field",
                "park_tiers")
 
@@ -428,10 +430,13 @@ def validate(cfg: ProjectConfig, *, scan_codes: bool = True) -> list[str]:
         add(grn["imagery"], "[green] imagery does not exist")
     if grn.get("table") is not None and not Path(grn["table"]).exists():
         add(grn["table"], "[green] table does not exist")
+    for k in ("landcover", "baseline_landcover"):
+        if grn.get(k) is not None and not Path(grn[k]).exists():
+            add(grn[k], f"[green] {k} does not exist")
     if grn and grn.get("imagery") is None:
-        for k in ("year", "baseline_year"):
+        for k, own in (("year", "landcover"), ("baseline_year", "baseline_landcover")):
             y = grn.get(k)
-            if y is not None and y not in cfg.landcover:
+            if y is not None and y not in cfg.landcover and grn.get(own) is None:
                 add(cfg.path, f"[green] {k} {y} has no land cover (no imagery given); fix: add "
                     f"[landcover] {y} or give [green] imagery")
     eco = cfg.ecology or {}

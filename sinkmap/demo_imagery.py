@@ -222,9 +222,11 @@ _STAC_EXT = [
     "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
     "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
 ]
-_WAVELENGTH = {"B04": (0.665, 0.038), "B08": (0.842, 0.145), "B8A": (0.865, 0.033),
-               "B11": (1.610, 0.143), "B12": (2.190, 0.242)}
-_COMMON = {"B04": "red", "B08": "nir", "B8A": "nir08", "B11": "swir16", "B12": "swir22"}
+_WAVELENGTH = {"B02": (0.490, 0.098), "B03": (0.560, 0.045), "B04": (0.665, 0.038),
+               "B08": (0.842, 0.145), "B8A": (0.865, 0.033), "B11": (1.610, 0.143),
+               "B12": (2.190, 0.242)}
+_COMMON = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B8A": "nir08",
+           "B11": "swir16", "B12": "swir22"}
 _REFL_RASTER_BANDS = [{"scale": 0.0001, "offset": -0.1, "nodata": 0, "data_type": "uint16"}]
 _SAMPLE_KEY = 0x5A3
 _NOISE_TABLE = 1 << 22
@@ -816,6 +818,29 @@ def _footprint(model: CountyModel, grid: GridSpec, sc: _Scene, y_ref: float
     return shapely.transform(geom, lambda xy: np.c_[tr.transform(xy[:, 0], xy[:, 1])])
 
 
+def stac_band_asset(name: str, href: str, grid: GridSpec, *, offset: float) -> dict[str, Any]:
+    """The STAC asset of one Sentinel-2 L2A band file (``SCL`` or a reflectance band, with the
+    ``raster:bands`` scale 1e-4 and ``offset``) as the demo generators write it."""
+    a: dict[str, Any] = {
+        "href": href, "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+        "roles": ["data"], "gsd": grid.res[0], "proj:shape": list(grid.shape),
+        "proj:transform": list(grid.transform)[:6],
+    }
+    if name == "SCL":
+        a["title"] = "Scene classification map (SCL)"
+        a["raster:bands"] = [{"nodata": 0, "data_type": "uint8",
+                              "spatial_resolution": grid.res[0]}]
+        return a
+    cw, fw = _WAVELENGTH[name]
+    a["title"] = f"{_COMMON[name]} ({name}) - {grid.res[0]:g}m"
+    a["roles"] = ["data", "reflectance"]
+    a["eo:bands"] = [{"name": name, "common_name": _COMMON[name],
+                      "center_wavelength": cw, "full_width_half_max": fw}]
+    a["raster:bands"] = [{"scale": 0.0001, "offset": offset, "nodata": 0, "data_type": "uint16",
+                          "spatial_resolution": grid.res[0]}]
+    return a
+
+
 def _item(model: CountyModel, sc: _Scene, st: DateStats, grids: dict[str, GridSpec],
           hrefs: dict[str, str], y_ref: float) -> dict[str, Any]:
     d = sc.d
@@ -823,26 +848,9 @@ def _item(model: CountyModel, sc: _Scene, st: DateStats, grids: dict[str, GridSp
     item_id = f"S2B_MSIL2A_{ymd}T024049_N0510_R089_TDEMO_{ymd}T053322_SYNTHETIC"
     fp = _footprint(model, grids["B04"], sc, y_ref)
     epsg = grids["B04"].crs.to_epsg()
-    assets: dict[str, Any] = {}
-    for name, href in hrefs.items():
-        g = grids[name]
-        a: dict[str, Any] = {
-            "href": href, "type": "image/tiff; application=geotiff; profile=cloud-optimized",
-            "roles": ["data"], "gsd": g.res[0], "proj:shape": list(g.shape),
-            "proj:transform": list(g.transform)[:6],
-        }
-        if name == "SCL":
-            a["title"] = "Scene classification map (SCL)"
-            a["raster:bands"] = [{"nodata": 0, "data_type": "uint8",
-                                  "spatial_resolution": g.res[0]}]
-        else:
-            cw, fw = _WAVELENGTH[name]
-            a["title"] = f"{_COMMON[name]} ({name}) - {g.res[0]:g}m"
-            a["roles"] = ["data", "reflectance"]
-            a["eo:bands"] = [{"name": name, "common_name": _COMMON[name],
-                              "center_wavelength": cw, "full_width_half_max": fw}]
-            a["raster:bands"] = [dict(_REFL_RASTER_BANDS[0], spatial_resolution=g.res[0])]
-        assets[name] = a
+    assets = {name: stac_band_asset(name, href, grids[name],
+                                    offset=_REFL_RASTER_BANDS[0]["offset"])
+              for name, href in hrefs.items()}
     return {
         "type": "Feature", "stac_version": "1.0.0", "stac_extensions": list(_STAC_EXT),
         "id": item_id, "geometry": shapely.geometry.mapping(fp),

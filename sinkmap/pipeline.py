@@ -292,10 +292,14 @@ def green_into(folder: Path, cfg: ProjectConfig, landcovers: dict[int, Any]) -> 
                          district_field=g.get("district_field", "name"),
                          population_field=g.get("population_field", "population"),
                          parks=g.get("parks"), park_field=g.get("park_field", "name"),
-                         residential=g.get("residential"), table=g.get("table"))
+                         residential=g.get("residential"), table=g.get("table"),
+                         landcover=g.get("landcover"),
+                         baseline_landcover=g.get("baseline_landcover"))
+    # the section's own land cover, else the project's of those years
     res = compute(inputs, settings_from_mapping(g, table=g.get("table")),
-                  landcover=landcovers.get(year),
-                  baseline_landcover=landcovers.get(y0) if y0 is not None else None)
+                  landcover=None if inputs.landcover else landcovers.get(year),
+                  baseline_landcover=None if inputs.baseline_landcover or y0 is None
+                  else landcovers.get(y0))
     folder.mkdir()
     s = write_outputs(folder, res, {"lang": cfg.lang})
     keep = ("year", "baseline_year", "source", "threshold", "threshold_method",

@@ -184,6 +184,18 @@ def test_tillage_page_in_chromium(tmp_path, browser):
     page.close()
 
 
+def _popup_texts(page) -> list[str]:
+    """Open the popup of every vector layer of the page's map (by firing a click at its
+    centre) and return their texts."""
+    return page.evaluate("""() => { const out = [];
+        const m = window[Object.keys(window).find(k => k.startsWith('map_'))];
+        m.eachLayer(l => { if (l.getLayers || !l.getBounds) return;
+            l.fire('click', {latlng: l.getBounds().getCenter()}, true);
+            const c = document.querySelector('.leaflet-popup-content');
+            if (c) out.push(c.innerText); m.closePopup(); });
+        return out; }""")
+
+
 def test_ecology_page_in_chromium(tmp_path, browser):
     """The ecological-protection pattern page of a run: offline, no console error, the MSPA
     image and the ranked cores drawn, a hostile zone name shown as text in its popup."""
@@ -201,16 +213,32 @@ def test_ecology_page_in_chromium(tmp_path, browser):
     assert sorted(page.locator(".sinkmap-eco-rank").all_inner_texts()) == ["1", "2", "3", "4"]
     assert page.locator(".sinkmap-legend").first.is_visible()
     # open every popup of every layer (zones lie under the cores: clicks would hit those)
-    texts = page.evaluate("""() => { const out = [];
-        const m = window[Object.keys(window).find(k => k.startsWith('map_'))];
-        m.eachLayer(l => { if (l.getLayers || !l.getBounds) return;
-            l.fire('click', {latlng: l.getBounds().getCenter()}, true);
-            const c = document.querySelector('.leaflet-popup-content');
-            if (c) out.push(c.innerText); m.closePopup(); });
-        return out; }""")
+    texts = _popup_texts(page)
     assert any(XSS in t for t in texts), "the hostile zone name is never shown as text"
     assert dialogs == [] and page.locator("img[src='x']").count() == 0
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ecology.png"))
     assert errors == []
     page.close()
+
+
+def test_green_page_in_chromium(tmp_path, browser):
+    """The urban green-space page of a run: offline, no console error, the mask image and the
+    districts drawn, a hostile district name shown as text in its popup."""
+    from sinkmap.atlas import write_atlas
+    from tests.test_green_map import write_folder as write_green
+
+    out = pipeline.run(load_config(make_project(tmp_path / "p")), verbose=False).out_dir
+    write_green(out / "green", name=XSS)
+    write_atlas(out, overwrite=True)
+    assert "green.html" in (out / "maps" / "index.html").read_text(encoding="utf-8")
+    page, errors, outside, dialogs = _open(browser, out / "maps" / "green.html")
+    assert outside == [], f"requests left the file: {outside}"
+    assert errors == [], f"console errors: {errors}"
+    assert page.locator("img.leaflet-image-layer").count() >= 1, "green mask overlay missing"
+    assert page.locator("path.leaflet-interactive").count() >= 2, "districts missing"
+    texts = _popup_texts(page)
+    assert any(XSS in t for t in texts), "the hostile district name is never shown as text"
+    assert dialogs == [] and page.locator("img[src='x']").count() == 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "green.png"))

@@ -82,6 +82,23 @@ def test_demo_outputs(demo):
     assert ez["area_ha"].sum() == pytest.approx(s["totals"]["2025"]["valid_area_ha"], rel=1e-9)
     assert set(ez["kind"]) == {"core", "corridor", "buffer", "other"}
     assert (o / "maps" / "ecology.html").is_file()
+    # urban green space of the town: both years from summer imagery, against the truth
+    g = s["green"]
+    assert g["status"] == "ok" and g["source"] == "imagery"
+    assert g["threshold_method"] == "otsu" and 0.3 < g["threshold"] < 0.7
+    v = g["vs_truth"]
+    assert v["pixel_agreement"] > 0.99
+    assert g["green_area_mu"] == pytest.approx(v["green_mu_truth"], rel=0.02)
+    assert g["new_green_mu"] == pytest.approx(v["new_green_mu_truth"], rel=0.1)
+    assert g["lost_green_mu"] == pytest.approx(v["lost_green_mu_truth"], abs=150)
+    assert 0 < g["target_progress_pct"] < 100 and g["park_service_pct"] > 0
+    for name in ("green_mask.tif", "green_change.tif", "ndvi.tif", "districts.gpkg",
+                 "districts.xlsx", "parks.gpkg", "transitions.csv"):
+        assert (o / "green" / name).is_file(), name
+    gd = pd.read_csv(o / "green" / "districts.csv", encoding="utf-8-sig")
+    assert gd["population"].isna().sum() == 1  # one district without population ...
+    assert gd.loc[gd["population"].isna(), "green_m2_per_person"].isna().all()  # ... empty
+    assert (o / "maps" / "green.html").is_file()
     # the offline atlas, with the DEM's hillshade as backdrop
     assert "sinkmap-hillshade" in (o / "maps" / "carbon_total.html").read_text(encoding="utf-8")
     m = json.loads((o / "manifest.json").read_text())
