@@ -164,9 +164,11 @@ def drop_small_patches(green: np.ndarray, min_cells: int) -> np.ndarray:
     if min_cells <= 1 or not green.any():
         return green
     lab, n = ndi.label(green, structure=np.ones((3, 3), bool))
-    size = np.bincount(lab.ravel(), minlength=n + 1)
+    size = np.bincount(lab[green], minlength=n + 1)  # green cells only: far fewer to widen
     keep = size >= min_cells
     keep[0] = False
+    if keep[1:].all():
+        return green
     return keep[lab]
 
 
@@ -309,10 +311,22 @@ def _landcover_on(lc: xr.DataArray, grid: GridSpec, what: str) -> np.ndarray:
         lc = align_to(lc, grid, resampling="nearest")
     arr = np.asarray(lc.values)
     nd = lc.rio.nodata
-    bad = ~np.isfinite(arr) if np.issubdtype(arr.dtype, np.floating) else np.zeros(arr.shape, bool)
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr)
+        out = np.where(bad, -1, arr).astype(np.int32)
+    else:
+        out = arr.astype(np.int32)  # a copy: the nodata cells are overwritten below
     if nd is not None and not (isinstance(nd, float) and math.isnan(nd)):
-        bad |= arr == nd
-    return np.where(bad, -1, np.nan_to_num(arr, nan=-1)).astype(np.int64)
+        out[arr == nd] = -1
+    return out
+
+
+def _in_codes(codes: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
+    """``np.isin(codes, wanted)`` by a lookup table (codes are small integers, -1 = nodata)."""
+    hi = int(max(codes.max(initial=0), max(wanted, default=0))) + 2
+    lut = np.zeros(hi, bool)
+    lut[np.asarray(list(wanted), dtype=np.int64)] = True
+    return lut[codes]  # -1 reads lut[-1], which is False (hi exceeds every wanted code)
 
 
 def _lc_grid(lc: xr.DataArray, bounds: tuple[float, float, float, float]) -> GridSpec:
@@ -343,7 +357,7 @@ def _year_mask(year: int, grid: GridSpec, inside: np.ndarray, settings: GreenSet
     exclude = None
     if lc_codes is not None and settings.exclude_classes:
         assert scheme is not None
-        exclude = np.isin(lc_codes, codes_for(scheme, settings.exclude_classes, what="excluded"))
+        exclude = _in_codes(lc_codes, codes_for(scheme, settings.exclude_classes, what="excluded"))
     if scenes is not None:
         use, other = scenes_of(scenes, year, settings)
         a, b = settings.window(year)
@@ -372,7 +386,7 @@ def _year_mask(year: int, grid: GridSpec, inside: np.ndarray, settings: GreenSet
     present = np.unique(lc_codes[inside & (lc_codes >= 0)])
     check_codes(present, scheme)
     observed = inside & (lc_codes >= 0)
-    green = observed & np.isin(lc_codes, codes_for(scheme, settings.green_classes, what="green"))
+    green = observed & _in_codes(lc_codes, codes_for(scheme, settings.green_classes, what="green"))
     _fill_mask(out, inside, observed, green, exclude, min_cells)
     return YearMask(year, out, "landcover")
 
@@ -401,7 +415,7 @@ def _residential(grid: GridSpec, inside: np.ndarray, residential: gpd.GeoDataFra
     if classes is None:
         classes = (701, 702) if {701, 702} <= set(scheme.codes.tolist()) else ("settlement",)
     codes = codes_for(scheme, classes, what="residential")
-    return np.isin(lc_codes, codes) & inside, f"land-cover classes {list(classes)}"
+    return _in_codes(lc_codes, codes) & inside, f"land-cover classes {list(classes)}"
 
 
 def validate_districts(districts: gpd.GeoDataFrame, name_field: str,
@@ -489,8 +503,12 @@ def green_space(urban: gpd.GeoDataFrame, year: int, *, scenes: Sequence[Scene] |
                                      crs=grid.crs)
         pop_field = None
     else:
-        validate_districts(districts, name_field, population_field)
-        pop_field = population_field
+        pop_field = population_field or None
+        if pop_field == "population" and pop_field not in districts.columns:
+            log.warning("the districts have no 'population' column: per-capita values are left "
+                        "empty (name the column with population_field)")
+            pop_field = None
+        validate_districts(districts, name_field, pop_field)
         districts = districts.reset_index(drop=True)
     u = rasterize_ids(urban, grid, [1] * len(urban)) > 0
     if not u.any():
@@ -573,16 +591,33 @@ def _district_table(districts: gpd.GeoDataFrame, name_field: str, pop_field: str
                     s: GreenSettings) -> gpd.GeoDataFrame:
     n = len(districts)
     cell_m2 = abs(grid.transform.a * grid.transform.e)
-    z = np.where(inside, dist, 0).ravel()
+    # one pass: every count per district from a key = district x 64 + 6 flag bits
+    flags = np.zeros(grid.shape, np.uint8)
+    layers = [cur.mask != UNDETERMINED, cur.mask == GREEN, res, None if res is None or
+              served is None else res & served,
+              None if change is None else change == NEW_GREEN,
+              None if change is None else change == LOST_GREEN]
+    for bit, layer in enumerate(layers):
+        if layer is not None:
+            flags |= layer.astype(np.uint8) << bit
+    key = np.where(inside, dist, 0).astype(np.int32)
+    key *= 64
+    key += flags
+    del flags
+    table = np.bincount(key.ravel(), minlength=(n + 1) * 64).reshape(n + 1, 64)[1:]
+    del key
+    bits = np.arange(64)
 
-    def count(mask: np.ndarray | None) -> np.ndarray:
-        if mask is None:
+    def count(bit: int | None) -> np.ndarray:
+        if bit is None:
+            return table.sum(axis=1).astype(float)
+        if layers[bit] is None:
             return np.full(n, np.nan)
-        return np.bincount(z[mask.ravel()], minlength=n + 1)[1:].astype(float)
+        return table[:, (bits >> bit) & 1 == 1].sum(axis=1).astype(float)
 
-    area = count(np.ones(grid.shape, bool))
-    observed = count(cur.mask != UNDETERMINED)
-    green = count(cur.mask == GREEN)
+    area = count(None)
+    observed = count(0)
+    green = count(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         obs_pct = 100.0 * observed / area
         cov = 100.0 * green / observed
@@ -610,19 +645,21 @@ def _district_table(districts: gpd.GeoDataFrame, name_field: str, pop_field: str
         t["park_ha"] = np.nan
         t["park_m2_per_person"] = np.nan
     if served is not None and res is not None:
-        r_all = count(res)
-        r_in = count(res & served)
+        r_all = count(2)
+        r_in = count(3)
         with np.errstate(invalid="ignore", divide="ignore"):
             t["park_service_pct"] = np.where(r_all > 0, 100.0 * r_in / r_all, np.nan)
         t["residential_ha"] = r_all * cell_m2 / 1e4
     else:
         t["park_service_pct"] = np.nan
-        t["residential_ha"] = count(res) * cell_m2 / 1e4 if res is not None else np.nan
+        t["residential_ha"] = count(2) * cell_m2 / 1e4 if res is not None else np.nan
     if change is not None:
-        new = count(change == NEW_GREEN) * cell_m2 / M2_PER_MU
-        lost = count(change == LOST_GREEN) * cell_m2 / M2_PER_MU
+        new = count(4) * cell_m2 / M2_PER_MU
+        lost = count(5) * cell_m2 / M2_PER_MU
         t["new_green_mu"], t["lost_green_mu"], t["net_green_mu"] = new, lost, new - lost
-        base_obs = count(base.mask != UNDETERMINED) if base is not None else observed
+        base_obs = (np.bincount(np.where(inside & (base.mask != UNDETERMINED), dist, 0).ravel(),
+                                minlength=n + 1)[1:].astype(float)
+                    if base is not None else observed)
         with np.errstate(invalid="ignore", divide="ignore"):
             base_pct = 100.0 * base_obs / area
         status = np.where(base_pct >= s.min_observed_pct, status, "undetermined")

@@ -127,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--districts", type=Path, help="district polygons (non-overlapping)")
     gr.add_argument("--district-field", default="name", help="district name column (name)")
     gr.add_argument("--population-field", default="population",
-                    help="population column of --districts (population; empty = unknown)")
+                    help="population column of --districts (population; 'none': no population; "
+                    "an empty cell is an unknown population)")
     gr.add_argument("--parks", type=Path, help="park polygons (公园绿地) for park service")
     gr.add_argument("--park-field", default="name", help="park name column (name)")
     gr.add_argument("--residential", type=Path,
@@ -308,7 +309,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             landcover=args.landcover or args.aux_landcover, baseline_year=args.baseline_year,
             baseline_landcover=args.baseline_landcover, scheme=args.scheme,
             districts=args.districts, district_field=args.district_field,
-            population_field=args.population_field, parks=args.parks, park_field=args.park_field,
+            population_field=None if args.population_field.lower() == "none"
+            else args.population_field, parks=args.parks, park_field=args.park_field,
             residential=args.residential, table=args.table)
         gsettings = settings_from_mapping(vars(args), table=args.table)
         gsummary = run_green(ginputs, args.out, gsettings, overwrite=args.overwrite,
