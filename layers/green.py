@@ -46,6 +46,7 @@ import pandas as pd
 import rasterio.features
 import scipy.ndimage as ndi
 import shapely
+import shapely.geometry
 import xarray as xr
 
 from gis.crs import crs_key, require_projected
@@ -109,6 +110,8 @@ class GreenSettings:
     park_tiers: tuple[tuple[float, float], ...] = ((2000.0, 300.0), (5000.0, 500.0))
     target_mu: float = 3200.0
     coverage_target_pct: float = 40.0
+    urban_close_m: float = 100.0              # built-up area from land cover: closing radius
+    urban_min_ha: float = 100.0               # ... and the smallest piece kept
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -418,6 +421,47 @@ def _residential(grid: GridSpec, inside: np.ndarray, residential: gpd.GeoDataFra
     return _in_codes(lc_codes, codes) & inside, f"land-cover classes {list(classes)}"
 
 
+DEFAULT_URBAN = ("settlement", "urban_green")
+
+
+def urban_from_landcover(landcover: xr.DataArray, scheme: ClassScheme,
+                         classes: Iterable[str | int] = DEFAULT_URBAN, *,
+                         close_m: float = 100.0, min_ha: float = 100.0,
+                         name: str = "built-up area") -> gpd.GeoDataFrame:
+    """The built-up area (建成区) as polygons from land-cover classes, when no urban boundary
+    is given: the cells of ``classes`` (settlement and park/green space by default), closed
+    by ``close_m`` (a disc: streets and small gaps join the blocks), holes filled (parks and
+    water inside the town belong to it), then the pieces of >= ``min_ha`` (villages drop out).
+    The rule is a sinkmap default, not a standard; an official 城镇开发边界 is better."""
+    require_projected(landcover.rio.crs, source=landcover.name, purpose="the built-up area")
+    g = GridSpec.of(landcover)
+    cell = abs(g.transform.a)
+    codes = _landcover_on(landcover, g, "land cover")
+    built = _in_codes(codes, codes_for(scheme, classes, what="built-up"))
+    del codes
+    r = close_m / cell
+    if r > 0:
+        near = ndi.distance_transform_edt(~built) <= r          # dilation by a disc
+        built = ~(ndi.distance_transform_edt(near) <= r) & near  # then erosion: closing
+        del near
+    built = ndi.binary_fill_holes(built)
+    lab, n = ndi.label(built, structure=np.ones((3, 3), bool))
+    size = np.bincount(lab[built], minlength=n + 1) * cell * cell / 1e4
+    keep = size >= min_ha
+    keep[0] = False
+    built = keep[lab]
+    if not built.any():
+        raise InputError(f"no built-up area of >= {min_ha:g} ha from classes "
+                         f"{', '.join(map(str, classes))}", source=landcover.name,
+                         fix="lower the minimum size, check the classes, or give --urban")
+    geoms = [shapely.geometry.shape(geom) for geom, v in rasterio.features.shapes(
+        built.astype(np.uint8), mask=built, transform=g.transform, connectivity=8) if v == 1]
+    poly = shapely.union_all(geoms)
+    log.info("built-up area from land-cover classes %s: %.0f ha in %d piece(s)",
+             list(classes), poly.area / 1e4, int(keep[1:].sum()))
+    return gpd.GeoDataFrame({"name": [name]}, geometry=[poly], crs=g.crs)
+
+
 def validate_districts(districts: gpd.GeoDataFrame, name_field: str,
                        population_field: str | None) -> None:
     """Unique names, polygons, no overlaps (an error listing the overlapping pairs), and a
@@ -438,7 +482,8 @@ def validate_districts(districts: gpd.GeoDataFrame, name_field: str,
                              fix="population must be >= 0 (leave it empty when unknown)")
 
 
-def green_space(urban: gpd.GeoDataFrame, year: int, *, scenes: Sequence[Scene] | None = None,
+def green_space(urban: gpd.GeoDataFrame | None, year: int, *,
+                scenes: Sequence[Scene] | None = None,
                 landcover: xr.DataArray | None = None, scheme: ClassScheme | None = None,
                 baseline_year: int | None = None,
                 baseline_landcover: xr.DataArray | None = None,
@@ -446,17 +491,27 @@ def green_space(urban: gpd.GeoDataFrame, year: int, *, scenes: Sequence[Scene] |
                 population_field: str | None = "population",
                 parks: gpd.GeoDataFrame | None = None, park_name_field: str = "name",
                 residential: gpd.GeoDataFrame | None = None,
+                urban_classes: Sequence[str | int] | None = None,
                 settings: GreenSettings | None = None,
                 progress: Progress | None = None) -> GreenResult:
     """The green-space analysis of ``year`` inside the ``urban`` boundary (module docstring).
 
     ``scenes``: summer imagery of the year (and of ``baseline_year``); without it the green
     mask comes from ``landcover`` (and ``baseline_landcover``). With both, the land cover gives
-    the residential area, the excluded classes and the classes of the transitions.
+    the residential area, the excluded classes and the classes of the transitions. ``urban``
+    None: the built-up area from ``landcover`` (:func:`urban_from_landcover` of
+    ``urban_classes``).
     """
     s = settings or GreenSettings.from_table()
     say = progress or (lambda _m: None)
-    if urban is None or len(urban) == 0:
+    if urban is None:
+        if landcover is None or scheme is None:
+            raise InputError("no urban boundary and no land cover to find the built-up area in",
+                             fix="give --urban, or --urban-classes with a land cover")
+        say("built-up area from the land cover")
+        urban = urban_from_landcover(landcover, scheme, urban_classes or DEFAULT_URBAN,
+                                     close_m=s.urban_close_m, min_ha=s.urban_min_ha)
+    if len(urban) == 0:
         raise InputError("the urban boundary holds no polygon", fix="give the boundary polygon")
     if scenes is None and landcover is None:
         raise InputError("no imagery and no land cover", fix="give --imagery or --landcover")
@@ -525,12 +580,16 @@ def green_space(urban: gpd.GeoDataFrame, year: int, *, scenes: Sequence[Scene] |
     cur = _year_mask(year, grid, inside, s, scenes=scenes, lc_codes=lc_now, scheme=scheme,
                      threshold=s.threshold)
     base = None
+    base_codes = lc_base
+    if baseline_year is not None and base_codes is None and s.exclude_classes:
+        log.warning("no land cover of %d: the classes it excludes (%s) are taken from the %d "
+                    "land cover (give the baseline land cover for exact exclusion)",
+                    baseline_year, ", ".join(map(str, s.exclude_classes)), year)
+        base_codes = lc_now
     if baseline_year is not None:
         say(f"green mask {baseline_year}")
         base = _year_mask(baseline_year, grid, inside, s, scenes=scenes,
-                          lc_codes=lc_base if lc_base is not None else
-                          (lc_now if scenes is None else None), scheme=scheme,
-                          threshold=s.threshold)
+                          lc_codes=base_codes, scheme=scheme, threshold=s.threshold)
     change = change_raster(cur.mask, base.mask) if base is not None else None
     say("districts")
     res, res_source = _residential(grid, inside, residential, lc_now, scheme, s)
@@ -542,8 +601,7 @@ def green_space(urban: gpd.GeoDataFrame, year: int, *, scenes: Sequence[Scene] |
             np.zeros(grid.shape, bool)
     table = _district_table(districts, name_field, pop_field, dist, inside, cur, base, change,
                             res, served, parks_out, grid, s)
-    transitions = _transitions(change, lc_base if lc_base is not None else
-                               (lc_now if scenes is not None else None), lc_now, scheme,
+    transitions = _transitions(change, lc_base, lc_now, scheme,
                                abs(grid.transform.a * grid.transform.e))
     summary = _summary(table, cur, base, s, parks_out is not None and res is not None,
                        res_source, len(districts), pop_field is not None)
@@ -790,4 +848,4 @@ def _summary(t: gpd.GeoDataFrame, cur: YearMask, base: YearMask | None, s: Green
 
 __all__ = ["GreenResult", "GreenSettings", "SummerComposite", "change_raster",
            "drop_small_patches", "green_space", "load_table", "otsu_threshold", "park_radii",
-           "rasterize_ids", "summer_composite", "validate_districts"]
+           "rasterize_ids", "summer_composite", "urban_from_landcover", "validate_districts"]

@@ -107,8 +107,12 @@ def _parser() -> argparse.ArgumentParser:
 
     gr = sub.add_parser("green", help="urban green space: coverage (NDVI or land cover), per "
                         "district, per capita, park service, new green against the target")
-    gr.add_argument("--urban", type=Path, required=True,
-                    help="urban boundary polygon(s) (城镇开发边界)")
+    urb = gr.add_mutually_exclusive_group(required=True)
+    urb.add_argument("--urban", type=Path, help="urban boundary polygon(s) (城镇开发边界)")
+    urb.add_argument("--urban-classes", nargs="+", metavar="CLASS",
+                     help="no boundary: the built-up area from these land-cover classes "
+                     "(e.g. settlement urban_green), closed by 100 m, holes filled, pieces "
+                     ">= 100 ha")
     src = gr.add_mutually_exclusive_group(required=True)
     src.add_argument("--imagery", type=Path, action="append",
                      help="summer scenes: STAC JSON or folder (repeatable; scenes of the year and "
@@ -118,6 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--with-landcover", dest="aux_landcover", type=Path,
                     help="with --imagery: land cover of the year for the residential area, "
                     "--exclude-classes and the transitions")
+    gr.add_argument("--urban-close", dest="urban_close_m", type=float,
+                    help="with --urban-classes: closing radius, m (100)")
+    gr.add_argument("--urban-min-ha", dest="urban_min_ha", type=float,
+                    help="with --urban-classes: smallest built-up piece kept, ha (100)")
     gr.add_argument("--year", type=int, required=True, help="the year to map")
     gr.add_argument("--baseline-year", type=int, help="earlier year for new / lost green")
     gr.add_argument("--baseline-landcover", type=Path,
@@ -311,7 +319,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             districts=args.districts, district_field=args.district_field,
             population_field=None if args.population_field.lower() == "none"
             else args.population_field, parks=args.parks, park_field=args.park_field,
-            residential=args.residential, table=args.table)
+            residential=args.residential, table=args.table,
+            urban_classes=tuple(int(c) if c.isdigit() else c for c in args.urban_classes)
+            if args.urban_classes else None)
         gsettings = settings_from_mapping(vars(args), table=args.table)
         gsummary = run_green(ginputs, args.out, gsettings, overwrite=args.overwrite,
                              verbose=not args.quiet, lang=args.lang)

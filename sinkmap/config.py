@@ -68,7 +68,8 @@ corridors = 3                # corridors to select (least-cost, ranked by cost)
 # boundary, the land cover the last year, the zones' carbon the run's density of that year
 
 [green]                      # optional: urban green space (sinkmap green)
-urban = "inputs/town.gpkg"   # urban boundary (城镇开发边界)
+urban = "inputs/town.gpkg"   # urban boundary (城镇开发边界); or urban_classes = ["settlement",
+                             # "urban_green"]: the built-up area from the land cover
 imagery = "inputs/summer/items.json"   # summer scenes of both years; omit: land-cover classes
 year = 2025                  # default: the last land-cover year
 baseline_year = 2020         # optional: new / lost green against the target
@@ -174,7 +175,7 @@ ECOLOGY_PATHS = ("roads", "zones", "resistance_table")
 GREEN_PATHS = ("urban", "imagery", "districts", "parks", "residential", "table", "landcover",
                "baseline_landcover")
 GREEN_OTHER = ("year", "baseline_year", "district_field", "population_field", "park_field",
-               "park_tiers")
+               "park_tiers", "urban_classes")
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -243,8 +244,9 @@ def load_config(path: str | Path, *, out_dir: str | Path | None = None) -> Proje
         unknown = sorted(set(grn) - known)
         if unknown:
             problems.append(f"[green] unknown key(s) {unknown}; known: {', '.join(sorted(known))}")
-        if not isinstance(grn.get("urban"), str):
-            problems.append("[green] urban = \"...\" (the urban boundary polygon) is required")
+        if not isinstance(grn.get("urban"), str) and not grn.get("urban_classes"):
+            problems.append("[green] urban = \"...\" (the urban boundary polygon) or "
+                            "urban_classes = [...] (built-up land-cover classes) is required")
         for k in ("year", "baseline_year"):
             if k in grn and not isinstance(grn[k], int):
                 problems.append(f"[green] {k} must be a year (integer), got {grn[k]!r}")

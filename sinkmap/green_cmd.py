@@ -73,7 +73,7 @@ HEADERS: dict[str, tuple[str, str]] = {
 class GreenInputs:
     """The files of one ``sinkmap green`` run."""
 
-    urban: Path
+    urban: Path | None
     year: int
     imagery: tuple[Path, ...] = ()
     landcover: Path | None = None
@@ -87,6 +87,7 @@ class GreenInputs:
     park_field: str = "name"
     residential: Path | None = None
     table: Path | None = None
+    urban_classes: tuple[str | int, ...] | None = None
 
     def paths(self) -> list[Path]:
         ps = [self.urban, *self.imagery, self.landcover, self.baseline_landcover, self.districts,
@@ -117,8 +118,10 @@ def compute(inputs: GreenInputs, settings: GreenSettings, *,
         if not p.exists():
             raise InputError("input file does not exist", source=p,
                              fix="check the path (relative paths are from the working folder)")
-    urban = read_vector(inputs.urban)
-    urban.attrs["source"] = str(inputs.urban)
+    urban = None
+    if inputs.urban is not None:
+        urban = read_vector(inputs.urban)
+        urban.attrs["source"] = str(inputs.urban)
 
     def vec(path: Path | None) -> gpd.GeoDataFrame | None:
         if path is None:
@@ -140,7 +143,8 @@ def compute(inputs: GreenInputs, settings: GreenSettings, *,
                        name_field=inputs.district_field,
                        population_field=inputs.population_field if inputs.districts else None,
                        parks=vec(inputs.parks), park_name_field=inputs.park_field,
-                       residential=vec(inputs.residential), settings=settings,
+                       residential=vec(inputs.residential),
+                       urban_classes=inputs.urban_classes, settings=settings,
                        progress=progress)
 
 
@@ -180,7 +184,8 @@ def run_green(inputs: GreenInputs, out_dir: str | Path, settings: GreenSettings,
               overwrite: bool = False, verbose: bool = True, lang: str = "zh") -> dict[str, Any]:
     """``sinkmap green``: compute, then write the outputs into ``out_dir`` (atomically)."""
     r = compute(inputs, settings, progress=print if verbose else None)
-    extra = {"lang": lang, "inputs": {k: str(v) for k, v in (
+    extra = {"lang": lang, "urban_classes": list(map(str, inputs.urban_classes or ())),
+             "inputs": {k: str(v) for k, v in (
         ("urban", inputs.urban), ("landcover", inputs.landcover),
         ("baseline_landcover", inputs.baseline_landcover), ("districts", inputs.districts),
         ("parks", inputs.parks), ("residential", inputs.residential)) if v is not None}
@@ -195,7 +200,8 @@ def run_green(inputs: GreenInputs, out_dir: str | Path, settings: GreenSettings,
 
 #: keys of the ``[green]`` project section that map onto GreenSettings
 SETTING_KEYS = ("threshold", "season", "min_area_m2", "min_observed_pct", "green_classes",
-                "exclude_classes", "residential_classes", "target_mu", "coverage_target_pct")
+                "exclude_classes", "residential_classes", "target_mu", "coverage_target_pct",
+                "urban_close_m", "urban_min_ha")
 
 
 def settings_from_mapping(values: Mapping[str, Any], table: Path | None = None) -> GreenSettings:

@@ -286,7 +286,10 @@ def green_into(folder: Path, cfg: ProjectConfig, landcovers: dict[int, Any]) -> 
     g = dict(cfg.green or {})
     year = int(g.get("year") or cfg.years[-1])
     y0 = g.get("baseline_year")
-    inputs = GreenInputs(urban=g["urban"], year=year,
+    uc = g.get("urban_classes")
+    inputs = GreenInputs(urban=g.get("urban"), year=year,
+                         urban_classes=tuple(int(c) if str(c).isdigit() else str(c) for c in uc)
+                         if uc else None,
                          imagery=(g["imagery"],) if g.get("imagery") else (),
                          baseline_year=y0, scheme=cfg.scheme, districts=g.get("districts"),
                          district_field=g.get("district_field", "name"),

@@ -415,3 +415,52 @@ threshold = "high"
     assert cfg.green["parks"] == tmp_path / "p.gpkg"
     s = settings_from_mapping(cfg.green)
     assert s.threshold == 0.35 and s.park_tiers == ((1000.0, 300.0),)
+
+
+def test_built_up_area_from_landcover() -> None:
+    """Two built blocks 30 m apart join under a 20 m closing, a park inside them is a hole
+    that is filled, a 2-cell hamlet is below the minimum size; coverage then runs on it."""
+    from layers.green import urban_from_landcover
+
+    lc = np.full((30, 40), 103)            # dry cropland around
+    lc[5:25, 5:15] = 701                   # block A: 200 cells
+    lc[5:25, 18:30] = 601                  # block B, 3 cells (30 m) east of A
+    lc[12:16, 8:12] = 810                  # a park inside A (green, part of the town)
+    lc[28, 36:38] = 702                    # a hamlet: 2 cells
+    da = _lc(lc)
+    u = urban_from_landcover(da, SCHEME, ("settlement", "urban_green"), close_m=20.0,
+                             min_ha=0.1)
+    assert len(u) == 1
+    poly = u.geometry.iloc[0]
+    # the closing bridges the 3-column gap between the blocks: one piece covering both blocks
+    assert poly.geom_type == "Polygon"
+    assert poly.area == pytest.approx((20 * 25) * 100, rel=0.02)   # rows 5-24, cols 5-29
+    assert not poly.intersects(_box(36, 28, 38, 29))                # the hamlet is out
+    r = green_space(None, 2025, landcover=da, scheme=SCHEME,
+                    urban_classes=("settlement", "urban_green"),
+                    settings=GreenSettings.from_table(min_area_m2=100, urban_close_m=20.0,
+                                                      urban_min_ha=0.1))
+    assert r.summary["green_area_ha"] == pytest.approx(0.16)        # the 16-cell park
+    with pytest.raises(InputError, match="no built-up area"):
+        urban_from_landcover(da, SCHEME, ("settlement",), close_m=0.0, min_ha=100.0)
+
+
+def test_cli_green_urban_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gis.raster_io import write_cog
+    from sinkmap.cli import main
+
+    lc, _, _ = _town()
+    write_cog(_lc(lc), tmp_path / "lc.tif")
+    rc = main(["-q", "green", "--urban-classes", "settlement", "urban_green", "--urban-close",
+               "20", "--urban-min-ha", "0.1", "--landcover", str(tmp_path / "lc.tif"),
+               "--year", "2025", "--min-area", "100", "--out", str(tmp_path / "o")])
+    assert rc == 0
+    s = json.loads((tmp_path / "o" / "summary.json").read_text(encoding="utf-8"))
+    assert s["urban_classes"] == ["settlement", "urban_green"]
+    # built-up: the residential and park cells (cols 3-9), the forest (cols 0-2) is outside
+    assert s["urban_area_ha"] == pytest.approx(0.7, abs=0.02)
+    assert "green coverage" in capsys.readouterr().out
+    rc = main(["-q", "green", "--urban-classes", "settlement", "--landcover",
+               str(tmp_path / "lc.tif"), "--year", "2025", "--out", str(tmp_path / "o2")])
+    assert rc == 2 and "no built-up area of >= 100 ha" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
