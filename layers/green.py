@@ -662,8 +662,11 @@ def _district_table(districts: gpd.GeoDataFrame, name_field: str, pop_field: str
     key *= 64
     key += flags
     del flags
-    table = np.bincount(key.ravel(), minlength=(n + 1) * 64).reshape(n + 1, 64)[1:]
+    table = np.zeros((n + 1) * 64, np.int64)
+    for r0 in range(0, key.shape[0], 1024):  # in stripes: bincount widens its input to int64
+        table += np.bincount(key[r0:r0 + 1024].ravel(), minlength=(n + 1) * 64)
     del key
+    table = table.reshape(n + 1, 64)[1:]
     bits = np.arange(64)
 
     def count(bit: int | None) -> np.ndarray:
