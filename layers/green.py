@@ -605,6 +605,7 @@ def green_space(urban: gpd.GeoDataFrame | None, year: int, *,
                                abs(grid.transform.a * grid.transform.e))
     summary = _summary(table, cur, base, s, parks_out is not None and res is not None,
                        res_source, len(districts), pop_field is not None)
+    del lc_now, lc_base, base_codes, dist, res, served  # the big arrays no longer needed
 
     def da(arr: np.ndarray, name: str, units: str, nodata: Any, kind: str) -> xr.DataArray:
         return make_raster(arr, grid, nodata=nodata, units=units, kind=kind, name=name,
@@ -649,30 +650,30 @@ def _district_table(districts: gpd.GeoDataFrame, name_field: str, pop_field: str
                     s: GreenSettings) -> gpd.GeoDataFrame:
     n = len(districts)
     cell_m2 = abs(grid.transform.a * grid.transform.e)
-    # one pass: every count per district from a key = district x 64 + 6 flag bits
-    flags = np.zeros(grid.shape, np.uint8)
-    layers = [cur.mask != UNDETERMINED, cur.mask == GREEN, res, None if res is None or
-              served is None else res & served,
-              None if change is None else change == NEW_GREEN,
-              None if change is None else change == LOST_GREEN]
-    for bit, layer in enumerate(layers):
-        if layer is not None:
-            flags |= layer.astype(np.uint8) << bit
-    key = np.where(inside, dist, 0).astype(np.int32)
-    key *= 64
-    key += flags
-    del flags
-    table = np.zeros((n + 1) * 64, np.int64)
+    # one pass: every count per district from a key = district x 128 + 7 flag bits
+    makers = [lambda: cur.mask != UNDETERMINED, lambda: cur.mask == GREEN,
+              None if res is None else lambda: res,
+              None if res is None or served is None else lambda: res & served,
+              None if change is None else lambda: change == NEW_GREEN,
+              None if change is None else lambda: change == LOST_GREEN,
+              None if base is None else lambda: base.mask != UNDETERMINED]
+    key = dist.astype(np.int32)  # a copy, becomes district x 128 + 7 flag bits
+    key[~inside] = 0
+    key *= 128
+    for bit, make in enumerate(makers):  # one flag layer at a time (memory)
+        if make is not None:
+            np.add(key, np.int32(1 << bit), out=key, where=make())
+    table = np.zeros((n + 1) * 128, np.int64)
     for r0 in range(0, key.shape[0], 1024):  # in stripes: bincount widens its input to int64
-        table += np.bincount(key[r0:r0 + 1024].ravel(), minlength=(n + 1) * 64)
+        table += np.bincount(key[r0:r0 + 1024].ravel(), minlength=(n + 1) * 128)
     del key
-    table = table.reshape(n + 1, 64)[1:]
-    bits = np.arange(64)
+    table = table.reshape(n + 1, 128)[1:]
+    bits = np.arange(128)
 
     def count(bit: int | None) -> np.ndarray:
         if bit is None:
             return table.sum(axis=1).astype(float)
-        if layers[bit] is None:
+        if makers[bit] is None:
             return np.full(n, np.nan)
         return table[:, (bits >> bit) & 1 == 1].sum(axis=1).astype(float)
 
@@ -718,9 +719,7 @@ def _district_table(districts: gpd.GeoDataFrame, name_field: str, pop_field: str
         new = count(4) * cell_m2 / M2_PER_MU
         lost = count(5) * cell_m2 / M2_PER_MU
         t["new_green_mu"], t["lost_green_mu"], t["net_green_mu"] = new, lost, new - lost
-        base_obs = (np.bincount(np.where(inside & (base.mask != UNDETERMINED), dist, 0).ravel(),
-                                minlength=n + 1)[1:].astype(float)
-                    if base is not None else observed)
+        base_obs = count(6) if base is not None else observed
         with np.errstate(invalid="ignore", divide="ignore"):
             base_pct = 100.0 * base_obs / area
         status = np.where(base_pct >= s.min_observed_pct, status, "undetermined")
