@@ -32,7 +32,7 @@ from gis.crs import (
     projected_crs_for,
     require_projected,
 )
-from gis.errors import CRSError, GridMismatchError, SinkmapError
+from gis.errors import CoverageError, CRSError, GridMismatchError, SinkmapError
 
 DEFAULT_CHUNK = 1024
 Kind = Literal["categorical", "continuous"]
@@ -96,6 +96,29 @@ class GridSpec:
         xs = (t.c, t.c + t.a * w)
         ys = (t.f, t.f + t.e * h)
         return min(xs), min(ys), max(xs), max(ys)
+
+    def covering(self, bounds: tuple[float, float, float, float], *, margin: int = 1,
+                 clip: bool = False) -> GridSpec:
+        """The cells of this grid's lattice (north-up) that cover ``bounds`` (in its CRS), plus
+        ``margin`` cells on every side; ``clip`` keeps it inside this grid (an error if
+        nothing is left)."""
+        t = self.transform
+        if t.b or t.d:
+            raise SinkmapError("the grid is rotated", fix="warp it north-up first")
+        rx, ry = t.a, -t.e
+        w, s, e, n = bounds
+        c0 = math.floor((w - t.c) / rx + 1e-9) - margin
+        c1 = math.ceil((e - t.c) / rx - 1e-9) + margin
+        r0 = math.floor((t.f - n) / ry + 1e-9) - margin
+        r1 = math.ceil((t.f - s) / ry - 1e-9) + margin
+        if clip:
+            c0, r0 = max(c0, 0), max(r0, 0)
+            c1, r1 = min(c1, self.width), min(r1, self.height)
+            if c1 <= c0 or r1 <= r0:
+                raise CoverageError("the area lies outside the grid",
+                                    fix="give a raster that covers the area")
+        return GridSpec.create(self.crs, Affine(rx, 0.0, t.c + c0 * rx, 0.0, -ry, t.f - r0 * ry),
+                               (r1 - r0, c1 - c0))
 
     @property
     def pixel_area_m2(self) -> float:

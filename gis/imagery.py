@@ -95,7 +95,6 @@ import rasterio.errors
 import rasterio.warp
 import shapely
 import xarray as xr
-from affine import Affine
 from dask.base import tokenize as dask_token
 from pyproj import Transformer
 from rasterio.enums import Resampling
@@ -665,15 +664,6 @@ def analysis_grid(scenes: Sequence[Scene], bounds: tuple[float, float, float, fl
     if best.transform.b or best.transform.d:
         raise InputError(f"scene {scene.id!r} is on a rotated grid", source=scene.source,
                          fix="warp it north-up first")
-    w, s, e, n = bounds
     if crs is not None and crs_key(as_crs(crs)) != crs_key(best.crs):
-        w, s, e, n = rasterio.warp.transform_bounds(as_crs(crs), best.crs, w, s, e, n,
-                                                    densify_pts=21)
-    t = best.transform
-    rx, ry = t.a, -t.e
-    c0 = math.floor((w - t.c) / rx + 1e-9) - 1
-    c1 = math.ceil((e - t.c) / rx - 1e-9) + 1
-    r0 = math.floor((t.f - n) / ry + 1e-9) - 1
-    r1 = math.ceil((t.f - s) / ry - 1e-9) + 1
-    transform = Affine(rx, 0.0, t.c + c0 * rx, 0.0, -ry, t.f - r0 * ry)
-    return GridSpec.create(best.crs, transform, (r1 - r0, c1 - c0))
+        bounds = rasterio.warp.transform_bounds(as_crs(crs), best.crs, *bounds, densify_pts=21)
+    return best.covering(bounds, margin=1)

@@ -332,29 +332,10 @@ def _in_codes(codes: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
     return lut[codes]  # -1 reads lut[-1], which is False (hi exceeds every wanted code)
 
 
-def _lc_grid(lc: xr.DataArray, bounds: tuple[float, float, float, float]) -> GridSpec:
-    """The land cover's own lattice over ``bounds`` (plus one cell)."""
-    g = GridSpec.of(lc)
-    t = g.transform
-    rx, ry = t.a, -t.e
-    w, s, e, n = bounds
-    c0 = max(math.floor((w - t.c) / rx) - 1, 0)
-    c1 = min(math.ceil((e - t.c) / rx) + 1, g.width)
-    r0 = max(math.floor((t.f - n) / ry) - 1, 0)
-    r1 = min(math.ceil((t.f - s) / ry) + 1, g.height)
-    if c1 <= c0 or r1 <= r0:
-        raise CoverageError("the urban boundary lies outside the land cover",
-                            source=lc.name, fix="give a land cover covering the boundary")
-    from affine import Affine
-
-    return GridSpec.create(g.crs, Affine(rx, 0.0, t.c + c0 * rx, 0.0, -ry, t.f - r0 * ry),
-                           (r1 - r0, c1 - c0))
-
-
 def _year_mask(year: int, grid: GridSpec, inside: np.ndarray, settings: GreenSettings, *,
                scenes: Sequence[Scene] | None, lc_codes: np.ndarray | None,
                scheme: ClassScheme | None, threshold: float | None) -> YearMask:
-    cell = abs(grid.transform.a * grid.transform.e)
+    cell = grid.pixel_area_m2
     min_cells = max(1, math.ceil(settings.min_area_m2 / cell - 1e-9))
     out = np.full(grid.shape, OUTSIDE, dtype=np.uint8)
     exclude = None
@@ -544,7 +525,12 @@ def green_space(urban: gpd.GeoDataFrame | None, year: int, *,
         if urban.crs is None:
             raise InputError("the urban boundary has no CRS", fix="define the layer's CRS")
         b = tuple(urban.to_crs(landcover.rio.crs).total_bounds)
-        grid = _lc_grid(landcover, b)
+        try:
+            grid = GridSpec.of(landcover).covering(b, margin=1, clip=True)
+        except CoverageError as exc:
+            raise CoverageError("the urban boundary lies outside the land cover",
+                                source=landcover.name,
+                                fix="give a land cover covering the boundary") from exc
     require_projected(grid.crs, source="analysis grid", purpose="green areas")
     urban = _in_crs(urban, grid, "urban boundary")
     assert urban is not None
@@ -602,7 +588,7 @@ def green_space(urban: gpd.GeoDataFrame | None, year: int, *,
     table = _district_table(districts, name_field, pop_field, dist, inside, cur, base, change,
                             res, served, parks_out, grid, s)
     transitions = _transitions(change, lc_base, lc_now, scheme,
-                               abs(grid.transform.a * grid.transform.e))
+                               grid.pixel_area_m2)
     summary = _summary(table, cur, base, s, parks_out is not None and res is not None,
                        res_source, len(districts), pop_field is not None)
     del lc_now, lc_base, base_codes, dist, res, served  # the big arrays no longer needed
@@ -649,7 +635,7 @@ def _district_table(districts: gpd.GeoDataFrame, name_field: str, pop_field: str
                     parks: gpd.GeoDataFrame | None, grid: GridSpec,
                     s: GreenSettings) -> gpd.GeoDataFrame:
     n = len(districts)
-    cell_m2 = abs(grid.transform.a * grid.transform.e)
+    cell_m2 = grid.pixel_area_m2
     # one pass: every count per district from a key = district x 128 + 7 flag bits
     makers = [lambda: cur.mask != UNDETERMINED, lambda: cur.mask == GREEN,
               None if res is None else lambda: res,

@@ -209,13 +209,14 @@ def _ecology_page(folder: Path, zones: Any, name: str, note: str, lang: str
 def _green_page(folder: Path, name: str, note: str, lang: str) -> tuple[folium.Map, str]:
     """The urban green-space map of ``folder`` and its index line."""
     from maps.green_map import green_map
+    from sinkmap.green_cmd import fmt
 
     s = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     m = green_map(folder, lang=lang, title=f"{name} — {T[lang]['green']} {s['year']}",
                   source_note=note)
 
     def f(v: Any, nd: int = 0) -> str:
-        return "—" if v is None else f"{v:,.{nd}f}"
+        return fmt(v, nd)
 
     if s.get("status") != "ok":
         description = s.get("reason", "")

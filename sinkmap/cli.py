@@ -310,7 +310,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"outputs: {args.out}")
         return 0
     if args.command == "green":
-        from sinkmap.green_cmd import GreenInputs, brief, run_green, settings_from_mapping
+        from sinkmap.green_cmd import (
+            GreenInputs,
+            brief,
+            class_list,
+            run_green,
+            settings_from_mapping,
+        )
 
         ginputs = GreenInputs(
             urban=args.urban, year=args.year, imagery=tuple(args.imagery or ()),
@@ -320,8 +326,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             population_field=None if args.population_field.lower() == "none"
             else args.population_field, parks=args.parks, park_field=args.park_field,
             residential=args.residential, table=args.table,
-            urban_classes=tuple(int(c) if c.isdigit() else c for c in args.urban_classes)
-            if args.urban_classes else None)
+            urban_classes=class_list(args.urban_classes) if args.urban_classes else None)
         gsettings = settings_from_mapping(vars(args), table=args.table)
         gsummary = run_green(ginputs, args.out, gsettings, overwrite=args.overwrite,
                              verbose=not args.quiet, lang=args.lang)

@@ -38,7 +38,7 @@ from gis.vector_io import read_vector
 from layers.green import GreenResult, GreenSettings, green_space
 from layers.landcover import load_scheme
 from sinkmap.outputs import write_gpkg_layer, write_json
-from sinkmap.xlsx import write_xlsx
+from sinkmap.xlsx import header_rows, write_xlsx
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,6 @@ def compute(inputs: GreenInputs, settings: GreenSettings, *,
         if not p.exists():
             raise InputError("input file does not exist", source=p,
                              fix="check the path (relative paths are from the working folder)")
-    urban = None
-    if inputs.urban is not None:
-        urban = read_vector(inputs.urban)
-        urban.attrs["source"] = str(inputs.urban)
-
     def vec(path: Path | None) -> gpd.GeoDataFrame | None:
         if path is None:
             return None
@@ -137,8 +132,9 @@ def compute(inputs: GreenInputs, settings: GreenSettings, *,
     lc0 = baseline_landcover
     if lc0 is None and inputs.baseline_landcover:
         lc0 = read_raster(inputs.baseline_landcover, kind="categorical")
-    return green_space(urban, inputs.year, scenes=read_all_scenes(inputs.imagery), landcover=lc,
-                       scheme=scheme, baseline_year=inputs.baseline_year,
+    return green_space(vec(inputs.urban), inputs.year,
+                       scenes=read_all_scenes(inputs.imagery), landcover=lc, scheme=scheme,
+                       baseline_year=inputs.baseline_year,
                        baseline_landcover=lc0, districts=vec(inputs.districts),
                        name_field=inputs.district_field,
                        population_field=inputs.population_field if inputs.districts else None,
@@ -146,12 +142,6 @@ def compute(inputs: GreenInputs, settings: GreenSettings, *,
                        residential=vec(inputs.residential),
                        urban_classes=inputs.urban_classes, settings=settings,
                        progress=progress)
-
-
-def _heads(t: pd.DataFrame) -> list[list[str]]:
-    """Chinese header row above the English one."""
-    return [[HEADERS.get(c, (c, c))[0] for c in t.columns],
-            [HEADERS.get(c, (c, c))[1] for c in t.columns]]
 
 
 def write_outputs(stage: Path, r: GreenResult, extra: Mapping[str, Any] | None = None
@@ -166,9 +156,10 @@ def write_outputs(stage: Path, r: GreenResult, extra: Mapping[str, Any] | None =
     write_gpkg_layer(r.districts, stage / "districts.gpkg", "districts")
     table = pd.DataFrame(r.districts.drop(columns=r.districts.geometry.name))
     table.to_csv(stage / "districts.csv", index=False, encoding="utf-8-sig")
-    sheets = [("片区 districts", table, _heads(table))]
+    sheets = [("片区 districts", table, header_rows(table.columns, HEADERS))]
     if len(r.transitions):
-        sheets.append(("来源去向 transitions", r.transitions, _heads(r.transitions)))
+        sheets.append(("来源去向 transitions", r.transitions,
+                       header_rows(r.transitions.columns, HEADERS)))
     write_xlsx(stage / "districts.xlsx", sheets)
     r.transitions.to_csv(stage / "transitions.csv", index=False, encoding="utf-8-sig")
     if r.parks is not None:
@@ -204,6 +195,31 @@ SETTING_KEYS = ("threshold", "season", "min_area_m2", "min_observed_pct", "green
                 "urban_close_m", "urban_min_ha")
 
 
+def class_list(values: Sequence[Any]) -> tuple[str | int, ...]:
+    """Land-cover classes as given in a project file or on the command line: integer codes
+    ("701" or 701) or canonical class names."""
+    return tuple(int(v) if str(v).lstrip("-").isdigit() else str(v) for v in values)
+
+
+def project_inputs(cfg: Any) -> tuple[GreenInputs, GreenSettings]:
+    """The inputs and settings of a project's ``[green]`` step (``year`` defaults to the last
+    land-cover year; the section's own ``landcover`` / ``baseline_landcover``, if any, replace
+    the project's for the step)."""
+    g = dict(cfg.green or {})
+    uc = g.get("urban_classes")
+    inputs = GreenInputs(
+        urban=g.get("urban"), year=int(g.get("year") or cfg.years[-1]),
+        urban_classes=class_list(uc) if uc else None,
+        imagery=(g["imagery"],) if g.get("imagery") else (),
+        baseline_year=g.get("baseline_year"), scheme=cfg.scheme, districts=g.get("districts"),
+        district_field=g.get("district_field", "name"),
+        population_field=g.get("population_field", "population"), parks=g.get("parks"),
+        park_field=g.get("park_field", "name"), residential=g.get("residential"),
+        table=g.get("table"), landcover=g.get("landcover"),
+        baseline_landcover=g.get("baseline_landcover"))
+    return inputs, settings_from_mapping(g, table=g.get("table"))
+
+
 def settings_from_mapping(values: Mapping[str, Any], table: Path | None = None) -> GreenSettings:
     """GreenSettings from the shipped (or ``table``) defaults and ``values`` (project file or
     CLI); unknown keys are the caller's to reject."""
@@ -214,7 +230,7 @@ def settings_from_mapping(values: Mapping[str, Any], table: Path | None = None) 
         if v is None:
             continue
         if k in ("green_classes", "exclude_classes", "residential_classes"):
-            v = tuple(int(x) if str(x).lstrip("-").isdigit() else str(x) for x in v)
+            v = class_list(v)
         elif k == "season":
             v = (str(v[0]), str(v[1]))
         else:
@@ -225,10 +241,14 @@ def settings_from_mapping(values: Mapping[str, Any], table: Path | None = None) 
     return replace(s, **over) if over else s
 
 
+def fmt(v: Any, nd: int = 1) -> str:
+    """A number with thousands separators, "—" for a missing one."""
+    return "—" if v is None else f"{v:,.{nd}f}"
+
+
 def brief(summary: Mapping[str, Any]) -> str:
     """One line for the terminal."""
-    def f(v: Any, nd: int = 1) -> str:
-        return "—" if v is None else f"{v:,.{nd}f}"
+    f = fmt
 
     if summary.get("status") != "ok":
         return f"green coverage undetermined: {summary.get('reason')}"
@@ -246,5 +266,5 @@ def brief(summary: Mapping[str, Any]) -> str:
     return line
 
 
-__all__ = ["HEADERS", "GreenInputs", "brief", "compute", "read_all_scenes", "run_green",
-           "settings_from_mapping", "write_outputs"]
+__all__ = ["HEADERS", "GreenInputs", "brief", "class_list", "compute", "fmt", "project_inputs",
+           "read_all_scenes", "run_green", "settings_from_mapping", "write_outputs"]

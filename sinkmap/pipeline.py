@@ -281,26 +281,13 @@ def green_into(folder: Path, cfg: ProjectConfig, landcovers: dict[int, Any]) -> 
     """The ``[green]`` step into ``folder``: the year's green space (imagery, or the project's
     land cover) with the land cover of the year (and of the baseline year) for the residential
     area and the transitions; returns the short summary for summary.json."""
-    from sinkmap.green_cmd import GreenInputs, compute, settings_from_mapping, write_outputs
+    from sinkmap.green_cmd import compute, project_inputs, write_outputs
 
-    g = dict(cfg.green or {})
-    year = int(g.get("year") or cfg.years[-1])
-    y0 = g.get("baseline_year")
-    uc = g.get("urban_classes")
-    inputs = GreenInputs(urban=g.get("urban"), year=year,
-                         urban_classes=tuple(int(c) if str(c).isdigit() else str(c) for c in uc)
-                         if uc else None,
-                         imagery=(g["imagery"],) if g.get("imagery") else (),
-                         baseline_year=y0, scheme=cfg.scheme, districts=g.get("districts"),
-                         district_field=g.get("district_field", "name"),
-                         population_field=g.get("population_field", "population"),
-                         parks=g.get("parks"), park_field=g.get("park_field", "name"),
-                         residential=g.get("residential"), table=g.get("table"),
-                         landcover=g.get("landcover"),
-                         baseline_landcover=g.get("baseline_landcover"))
+    inputs, settings = project_inputs(cfg)
+    y0 = inputs.baseline_year
     # the section's own land cover, else the project's of those years
-    res = compute(inputs, settings_from_mapping(g, table=g.get("table")),
-                  landcover=None if inputs.landcover else landcovers.get(year),
+    res = compute(inputs, settings,
+                  landcover=None if inputs.landcover else landcovers.get(inputs.year),
                   baseline_landcover=None if inputs.baseline_landcover or y0 is None
                   else landcovers.get(y0))
     folder.mkdir()

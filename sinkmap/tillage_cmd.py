@@ -64,7 +64,7 @@ from layers.tillage import (
 from sinkmap import __version__
 from sinkmap.outputs import jsonable
 from sinkmap.progress import Steps
-from sinkmap.xlsx import write_xlsx
+from sinkmap.xlsx import header_rows, write_xlsx
 
 log = logging.getLogger(__name__)
 
@@ -500,21 +500,13 @@ def _as_declared(parcels: pd.DataFrame, settings: TillageSettings) -> float | No
     return float(pd.to_numeric(parcels.loc[decl, col], errors="coerce").sum())
 
 
-def header(col: str, lang: str) -> str:
-    h = HEADERS.get(col)
-    return (h[0] if lang == "zh" else h[1]) if h else col
-
-
 def _write_year(stage: Path, r: YearResult, *, suffix: str = "") -> None:
     gdf = r.parcels.copy()
     write_vector(gdf, stage / f"parcels{suffix}.gpkg")
     table = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-    def heads(t: pd.DataFrame) -> list[list[str]]:  # Chinese row above the English row
-        return [[header(c, "zh") for c in t.columns], [header(c, "en") for c in t.columns]]
-
     write_xlsx(stage / f"parcels{suffix}.xlsx", [
-        ("地块核查 parcels", table, heads(table)),
-        ("乡镇汇总 townships", r.townships, heads(r.townships))])
+        ("地块核查 parcels", table, header_rows(table.columns, HEADERS)),
+        ("乡镇汇总 townships", r.townships, header_rows(r.townships.columns, HEADERS))])
     if r.samples is not None:
         r.samples.to_csv(stage / f"samples{suffix}.csv", index=False, encoding="utf-8-sig")
 
@@ -596,8 +588,6 @@ def confirmed_by_township(parcels: pd.DataFrame, settings: TillageSettings) -> p
     tw = settings.fields["township"]
     ok = (parcels["declared"] == CONSERVATION) & (parcels["status"] == "confirmed")
     return parcels[ok].groupby(parcels.loc[ok, tw].astype(str))["verification_area_mu"].sum()
-
-
 
 
 def year_inputs(years: Sequence[int], imagery: Sequence[Path], parcels: Sequence[Path],

@@ -7,7 +7,7 @@ comes (pandas writes column by column, which that mode cannot take), so rows are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,4 +54,12 @@ def write_xlsx(path: Path, sheets: Sequence[tuple[str, pd.DataFrame, Sequence[Se
     return Path(path)
 
 
-__all__ = ["write_xlsx"]
+def header_rows(columns: Sequence[str], headers: Mapping[str, tuple[str, str]]
+                ) -> list[list[str]]:
+    """The Chinese header row above the English one for ``columns`` (``headers``: column ->
+    (zh, en); a column without an entry keeps its own name in both rows)."""
+    return [[headers.get(c, (c, c))[0] for c in columns],
+            [headers.get(c, (c, c))[1] for c in columns]]
+
+
+__all__ = ["header_rows", "write_xlsx"]
